@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// swift-moco: distributed MoCo (He et al. 2020; Chen et al. 2020) on OpenMPI and OpenBLAS.
+import PackageDescription
+
+// Optional: `MOCO_TARGET_CPU=znver4 swift build -c release` compiles for a specific CPU
+// (e.g. AVX-512). The default is the portable x86-64 baseline.
+import Foundation
+let targetCPU = ProcessInfo.processInfo.environment["MOCO_TARGET_CPU"]
+let cpuFlags: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))] + cpuFlags
+
+let package = Package(
+    name: "swift-moco",
+    platforms: [.macOS(.v13)],
+    products: [.executable(name: "moco", targets: ["moco"])],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C interop: system libraries through pkg-config, and a shim for MPI's handle macros.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .target(name: "CMPIShim", dependencies: ["CMPI"], path: "Sources/CMPIShim"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+
+        // Engine: tensors and kernels -> layers and models -> optimizer.
+        .target(name: "MoCoTensor", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "MoCoLayers", dependencies: ["MoCoTensor"], swiftSettings: fast),
+        .target(name: "MoCoOptim", dependencies: ["MoCoTensor"], swiftSettings: fast),
+        .target(name: "SafeTensors", dependencies: [], swiftSettings: fast),
+        .target(name: "MoCoData", dependencies: ["MoCoTensor", "CZlib"], swiftSettings: fast),
+        .target(name: "MoCoComm", dependencies: ["CMPIShim"], swiftSettings: fast),
+        .target(name: "MoCo",
+                dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm"],
+                swiftSettings: fast),
+        .executableTarget(name: "moco",
+                          dependencies: ["MoCo", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: fast),
+
+        // A small MPI program for the collective tests (run under mpirun by MoCoCommTests).
+        .executableTarget(name: "moco-commcheck", dependencies: ["MoCoComm"], swiftSettings: fast),
+
+        .testTarget(name: "MoCoTensorTests", dependencies: ["MoCoTensor"]),
+        .testTarget(name: "MoCoLayersTests", dependencies: ["MoCoLayers"]),
+        .testTarget(name: "MoCoOptimTests", dependencies: ["MoCoOptim"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "MoCoDataTests", dependencies: ["MoCoData"]),
+        .testTarget(name: "MoCoCommTests", dependencies: ["MoCoComm"]),
+        .testTarget(name: "MoCoTests", dependencies: ["MoCo"]),
+        .testTarget(name: "CLITests", dependencies: ["MoCo"]),
+    ]
+)

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderMoCoCommTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderMoCoDataTests: XCTestCase { func testNothing() {} }

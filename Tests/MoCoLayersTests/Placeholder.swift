@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderMoCoLayersTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderMoCoOptimTests: XCTestCase { func testNothing() {} }

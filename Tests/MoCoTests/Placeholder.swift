@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderMoCoTests: XCTestCase { func testNothing() {} }
