@@ -1,0 +1,26 @@
+/// The encoders swift-moco builds, with torchvision's state-dict names.
+public enum Architecture: String, CaseIterable, Sendable, Codable {
+    /// CIFAR ResNet-20 (He et al. 2016, sec. 4.2): 3x3 stem to 16 channels, three stages of
+    /// three basic blocks with widths 16/32/64, stride 2 at the start of stages 2 and 3; 64-d.
+    case resnet20
+    /// torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 conv1, no max-pool); 512-d.
+    case resnet18
+
+    /// (width, blocks, stride) of each stage `layer1...`.
+    public var stages: [(width: Int, blocks: Int, stride: Int)] {
+        switch self {
+        case .resnet20: return [(16, 3, 1), (32, 3, 2), (64, 3, 2)]
+        case .resnet18: return [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)]
+        }
+    }
+    public var stemWidth: Int { stages[0].width }
+    public var featureDim: Int { stages.last!.width }
+}
+
+/// Projection head after the pooled backbone features.
+public enum HeadKind: String, CaseIterable, Sendable, Codable {
+    /// `fc` = Linear(d, dim) (MoCo v1).
+    case linear
+    /// `fc.0` Linear(d, d), ReLU, `fc.2` Linear(d, dim) (MoCo v2, Chen et al. 2020).
+    case mlp
+}

@@ -1,0 +1,81 @@
+import MoCoTensor
+
+/// ResNet's basic block (He et al. 2016, fig. 2): two 3x3 convolutions with BatchNorm, a
+/// shortcut (identity, or 1x1 convolution + BN named `downsample` where the shape changes),
+/// and ReLU after the sum.   y = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
+public final class BasicBlock {
+    public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    public let downsampleConv: Conv2d?, downsampleBN: BatchNorm2d?
+    let add = AddReLU()
+    private var input: UnsafePointer<Float>?
+    private var inputCount = 0
+
+    public init(_ name: String, params: ParameterStore, buffers: ParameterStore, workspace: Workspace,
+                inChannels: Int, outChannels: Int, stride: Int) {
+        conv1 = Conv2d("\(name).conv1", params: params, workspace: workspace, inChannels: inChannels,
+                       outChannels: outChannels, kernel: 3, stride: stride, padding: 1)
+        bn1 = BatchNorm2d("\(name).bn1", params: params, buffers: buffers, channels: outChannels, fusedReLU: true)
+        conv2 = Conv2d("\(name).conv2", params: params, workspace: workspace, inChannels: outChannels,
+                       outChannels: outChannels, kernel: 3, stride: 1, padding: 1)
+        bn2 = BatchNorm2d("\(name).bn2", params: params, buffers: buffers, channels: outChannels)
+        if stride != 1 || inChannels != outChannels {
+            downsampleConv = Conv2d("\(name).downsample.0", params: params, workspace: workspace,
+                                    inChannels: inChannels, outChannels: outChannels, kernel: 1, stride: stride)
+            downsampleBN = BatchNorm2d("\(name).downsample.1", params: params, buffers: buffers, channels: outChannels)
+        } else {
+            downsampleConv = nil; downsampleBN = nil
+        }
+    }
+
+    public var batchNorms: [BatchNorm2d] { [bn1, bn2] + (downsampleBN.map { [$0] } ?? []) }
+    public var convs: [Conv2d] { [conv1, conv2] + (downsampleConv.map { [$0] } ?? []) }
+    public var y: FloatBuffer { add.y }
+    /// Gradient with respect to the block's input (valid after `backward`).
+    public var dX: FloatBuffer { conv1.dX }
+
+    @discardableResult
+    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool) -> (h: Int, w: Int) {
+        let (ho, wo) = conv1.plan(batch: n, height: h, width: w, backward: backward)
+        bn1.plan(batch: n, spatial: ho * wo, backward: backward)
+        conv2.plan(batch: n, height: ho, width: wo, backward: backward)
+        bn2.plan(batch: n, spatial: ho * wo, backward: backward)
+        downsampleConv?.plan(batch: n, height: h, width: w, backward: backward)
+        downsampleBN?.plan(batch: n, spatial: ho * wo, backward: backward)
+        add.plan(count: conv2.outChannels * n * ho * wo)
+        inputCount = conv1.inChannels * n * h * w
+        return (ho, wo)
+    }
+
+    /// x: [C, N, H, W] -> y: [K, N, Ho, Wo]
+    public func forward(_ x: UnsafePointer<Float>, training: Bool) {
+        input = x
+        conv1.forward(x)
+        bn1.forward(conv1.y.ptr, training: training)
+        conv2.forward(bn1.y.ptr)
+        bn2.forward(conv2.y.ptr, training: training)
+        if let dc = downsampleConv, let db = downsampleBN {
+            dc.forward(x)
+            db.forward(dc.y.ptr, training: training)
+            add.forward(bn2.y.ptr, db.y.ptr)
+        } else {
+            add.forward(bn2.y.ptr, x)
+        }
+    }
+
+    /// dY: [K, N, Ho, Wo] (overwritten) -> dX: [C, N, H, W] in `self.dX`
+    public func backward(_ dY: UnsafeMutablePointer<Float>) {
+        add.backward(dY)                      // dY is now dZ, the gradient of the sum
+        bn2.backward(dY)
+        conv2.backward(bn2.dX.ptr)
+        bn1.backward(conv2.dX.ptr)            // masks conv2.dX by the fused ReLU
+        conv1.backward(bn1.dX.ptr)
+        let dX = conv1.dX.ptr
+        if let dc = downsampleConv, let db = downsampleBN {
+            db.backward(dY)
+            dc.backward(db.dX.ptr)
+            BLAS.axpy(n: inputCount, alpha: 1, x: dc.dX.ptr, y: dX)
+        } else {
+            BLAS.axpy(n: inputCount, alpha: 1, x: dY, y: dX)
+        }
+    }
+}

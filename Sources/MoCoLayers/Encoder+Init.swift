@@ -1,0 +1,53 @@
+import Foundation
+import MoCoTensor
+
+extension Encoder {
+    /// torchvision's ResNet initialisation from a seeded generator:
+    /// convolutions Kaiming-normal with fan_out (std = sqrt(2 / (K·k·k)), He et al. 2015);
+    /// BatchNorm weight 1, bias 0; Linear as PyTorch's default (`kaiming_uniform_(a=√5)`, i.e.
+    /// weight and bias uniform in ±1/sqrt(fan_in)).
+    public func initialize(seed: UInt64) {
+        var rng = Xoshiro(seed: seed, stream: [0x494E_4954])
+        for conv in convs {
+            let w = params.value(conv.weightOffset)
+            let n = conv.outChannels * conv.inChannels * conv.kernel * conv.kernel
+            let std = (2.0 / Float(conv.outChannels * conv.kernel * conv.kernel)).squareRoot()
+            for i in 0..<n { w[i] = rng.normal() * std }
+        }
+        for bn in batchNorms { bn.resetParameters() }
+        for lin in [fc, fc0, fc2].compactMap({ $0 }) {
+            let bound = 1 / Float(lin.inFeatures).squareRoot()
+            let w = params.value(lin.weightOffset), b = params.value(lin.biasOffset)
+            for i in 0..<(lin.inFeatures * lin.outFeatures) { w[i] = rng.uniform(-bound, bound) }
+            for i in 0..<lin.outFeatures { b[i] = rng.uniform(-bound, bound) }
+        }
+    }
+
+    /// Copies parameters, running statistics and BN counters from `other` (same architecture).
+    public func copyState(from other: Encoder) {
+        precondition(other.params.count == params.count && other.buffers.count == buffers.count)
+        params.values.copy(from: other.params.values)
+        buffers.values.copy(from: other.buffers.values)
+        for (a, b) in zip(batchNorms, other.batchNorms) { a.numBatchesTracked = b.numBatchesTracked }
+    }
+
+    /// One float tensor of the state dict.
+    public struct StateTensor {
+        public let name: String
+        public let shape: [Int]
+        public let pointer: UnsafeMutablePointer<Float>
+    }
+
+    /// Every float tensor of the torchvision-style state dict (parameters, then running stats).
+    public var floatState: [StateTensor] {
+        params.entries.map { StateTensor(name: $0.name, shape: $0.shape, pointer: params.value($0.offset)) }
+            + buffers.entries.map { StateTensor(name: $0.name, shape: $0.shape, pointer: buffers.value($0.offset)) }
+    }
+
+    /// `<bn>.num_batches_tracked` counters (I64 scalars in the state dict).
+    public var counterNames: [String] { batchNorms.map { "\($0.name).num_batches_tracked" } }
+    public var counters: [Int64] {
+        get { batchNorms.map(\.numBatchesTracked) }
+        set { for (bn, v) in zip(batchNorms, newValue) { bn.numBatchesTracked = v } }
+    }
+}

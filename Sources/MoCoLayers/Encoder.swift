@@ -1,0 +1,155 @@
+import Foundation
+import MoCoTensor
+
+/// A ResNet backbone with a projection head: images [N, C, H, W] -> features [N, d]
+/// (after global average pooling) -> projection [N, dim].
+///
+/// Parameters live in one `ParameterStore` (values and gradients contiguous, in forward order),
+/// BatchNorm running statistics in a second store, so that gradient allreduce, SGD and the
+/// momentum update are each one pass over one buffer.
+public final class Encoder {
+    public let architecture: Architecture
+    public let head: HeadKind
+    public let inChannels: Int
+    public let dim: Int
+    public let params: ParameterStore
+    public let buffers = ParameterStore(withGradients: false)
+    let workspace = Workspace()
+
+    public let conv1: Conv2d
+    public let bn1: BatchNorm2d
+    public let blocks: [BasicBlock]
+    let pool = GlobalAvgPool()
+    public let fc: Linear?                 // linear head
+    public let fc0: Linear?, fc2: Linear?  // MLP head
+    let headReLU = ReLU()
+
+    public private(set) var batch = 0, height = 0, width = 0
+    private var plannedBackward = false
+    private var input = FloatBuffer(count: 0)
+    private var mapSize = (h: 0, w: 0)
+
+    /// All BatchNorm layers in forward order.
+    public let batchNorms: [BatchNorm2d]
+    public let convs: [Conv2d]
+
+    public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int = 128, trainable: Bool = true) {
+        self.architecture = architecture; self.head = head; self.inChannels = inChannels; self.dim = dim
+        let params = ParameterStore(withGradients: trainable)
+        self.params = params
+        conv1 = Conv2d("conv1", params: params, workspace: workspace, inChannels: inChannels,
+                       outChannels: architecture.stemWidth, kernel: 3, stride: 1, padding: 1)
+        conv1.needsInputGrad = false
+        bn1 = BatchNorm2d("bn1", params: params, buffers: buffers, channels: architecture.stemWidth, fusedReLU: true)
+        var blocks: [BasicBlock] = []
+        var c = architecture.stemWidth
+        for (s, stage) in architecture.stages.enumerated() {
+            for b in 0..<stage.blocks {
+                blocks.append(BasicBlock("layer\(s + 1).\(b)", params: params, buffers: buffers, workspace: workspace,
+                                         inChannels: c, outChannels: stage.width, stride: b == 0 ? stage.stride : 1))
+                c = stage.width
+            }
+        }
+        self.blocks = blocks
+        let d = architecture.featureDim
+        switch head {
+        case .linear:
+            fc = Linear("fc", params: params, inFeatures: d, outFeatures: dim); fc0 = nil; fc2 = nil
+        case .mlp:
+            fc = nil
+            fc0 = Linear("fc.0", params: params, inFeatures: d, outFeatures: d)
+            fc2 = Linear("fc.2", params: params, inFeatures: d, outFeatures: dim)
+        }
+        batchNorms = [bn1] + blocks.flatMap(\.batchNorms)
+        convs = [conv1] + blocks.flatMap(\.convs)
+        params.finalize()
+        buffers.finalize()
+        for bn in batchNorms { bn.resetParameters() }
+    }
+
+    public var featureDim: Int { architecture.featureDim }
+
+    /// Number of contiguous sample chunks each BatchNorm normalises separately (split BN).
+    public var bnSplits: Int {
+        get { bn1.splits }
+        set { for bn in batchNorms { bn.splits = newValue } }
+    }
+
+    /// Synchronised-BN reducer for every BatchNorm (nil: local statistics).
+    public func setBatchStatReducer(_ r: BatchStatReducer?) { for bn in batchNorms { bn.reducer = r } }
+
+    /// Plans every buffer for a batch shape. Cheap when the shape is unchanged.
+    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool) {
+        if n == batch && h == height && w == width && backward == plannedBackward { return }
+        precondition(!backward || params.withGradients, "plan(backward:) on an encoder without gradients")
+        input = FloatBuffer(count: n * inChannels * h * w)
+        var (ch, cw) = conv1.plan(batch: n, height: h, width: w, backward: backward)
+        bn1.plan(batch: n, spatial: ch * cw, backward: backward)
+        for b in blocks { (ch, cw) = b.plan(batch: n, height: ch, width: cw, backward: backward) }
+        pool.plan(channels: featureDim, batch: n, spatial: ch * cw, backward: backward)
+        fc?.plan(batch: n, backward: backward)
+        fc0?.plan(batch: n, backward: backward)
+        headReLU.plan(count: n * featureDim, backward: backward)
+        fc2?.plan(batch: n, backward: backward)
+        batch = n; height = h; width = w; plannedBackward = backward; mapSize = (ch, cw)
+    }
+
+    /// Pooled backbone features [N, d] of the last forward.
+    public var features: UnsafeMutablePointer<Float> { pool.y.ptr }
+    /// Head output [N, dim] of the last forward (not normalised).
+    public var projection: UnsafeMutablePointer<Float> { (fc ?? fc2!).y.ptr }
+
+    /// images: [N, C, H, W] -> features [N, d], projection [N, dim]
+    public func forward(_ images: UnsafePointer<Float>, training: Bool, withHead: Bool = true) {
+        let hw = height * width
+        nchwToCnhw(images, n: batch, c: inChannels, hw: hw, input.ptr)
+        conv1.forward(input.ptr)
+        bn1.forward(conv1.y.ptr, training: training)
+        var x = UnsafePointer(bn1.y.ptr)
+        for b in blocks {
+            b.forward(x, training: training)
+            x = UnsafePointer(b.y.ptr)
+        }
+        pool.forward(x)
+        guard withHead else { return }
+        if let fc { fc.forward(pool.y.ptr) } else {
+            fc0!.forward(pool.y.ptr)
+            headReLU.forward(fc0!.y.ptr)
+            fc2!.forward(headReLU.y.ptr)
+        }
+    }
+
+    /// dProjection: [N, dim] -> gradients of every parameter in `params.grads`.
+    /// `onGradientsReady(offset)` is called whenever the gradients from `offset` to the end are
+    /// final (after the head, after each residual block in reverse order, after the stem),
+    /// so a distributed trainer can start allreducing them while the rest of the backward runs.
+    public func backward(_ dProjection: UnsafePointer<Float>, onGradientsReady: ((Int) -> Void)? = nil) {
+        precondition(plannedBackward, "backward on an encoder planned without backward")
+        let dFeatures: UnsafeMutablePointer<Float>
+        if let fc {
+            fc.backward(dProjection); dFeatures = fc.dX.ptr
+        } else {
+            fc2!.backward(dProjection)
+            headReLU.backward(fc2!.dX.ptr)
+            fc0!.backward(headReLU.dX.ptr)
+            dFeatures = fc0!.dX.ptr
+        }
+        // The callback's argument: gradients from this offset to the end of `params` are final.
+        onGradientsReady?(headOffset)
+        pool.backward(dFeatures)
+        var dY = pool.dX.ptr
+        for (i, b) in blocks.enumerated().reversed() {
+            b.backward(dY)
+            dY = b.dX.ptr
+            onGradientsReady?(blockOffsets[i])
+        }
+        bn1.backward(dY)
+        conv1.backward(bn1.dX.ptr)
+        onGradientsReady?(0)
+    }
+
+    /// Offset in `params` where the head's parameters start.
+    public var headOffset: Int { (fc ?? fc0!).weightOffset }
+    /// Offset in `params` where each block's parameters start.
+    public var blockOffsets: [Int] { blocks.map { $0.conv1.weightOffset } }
+}

@@ -1,0 +1,51 @@
+import MoCoTensor
+
+/// ReLU, y = max(0, x); backward dX = dY · [y > 0].
+public final class ReLU {
+    public private(set) var count = 0
+    public private(set) var y = FloatBuffer(count: 0)
+    public private(set) var dX = FloatBuffer(count: 0)
+    public init() {}
+
+    public func plan(count n: Int, backward: Bool) {
+        if y.count != n { y = FloatBuffer(count: n) }
+        if backward && dX.count != n { dX = FloatBuffer(count: n) }
+        count = n
+    }
+
+    /// x: [n] -> y: [n]
+    public func forward(_ x: UnsafePointer<Float>) {
+        let y = self.y.ptr
+        for i in 0..<count { y[i] = max(0, x[i]) }
+    }
+
+    /// dY: [n] -> dX: [n]
+    public func backward(_ dY: UnsafePointer<Float>) {
+        let y = self.y.ptr, dX = self.dX.ptr
+        for i in 0..<count { dX[i] = y[i] > 0 ? dY[i] : 0 }
+    }
+}
+
+/// The end of a residual block: y = max(0, a + b) (He et al. 2016, eq. 1 followed by ReLU).
+/// Backward gives one gradient, dZ = dY · [y > 0], for both summands.
+public final class AddReLU {
+    public private(set) var count = 0
+    public private(set) var y = FloatBuffer(count: 0)
+    public init() {}
+
+    public func plan(count n: Int) {
+        if y.count != n { y = FloatBuffer(count: n) }
+        count = n
+    }
+
+    /// a: [n], b: [n] -> y: [n]
+    public func forward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
+        let y = self.y.ptr
+        for i in 0..<count { y[i] = max(0, a[i] + b[i]) }
+    }
+
+    /// dY: [n] -> dZ: [n], in place (dY is masked).
+    public func backward(_ dY: UnsafeMutablePointer<Float>) {
+        reluMask(dY, y.ptr, count)
+    }
+}

@@ -1,0 +1,91 @@
+/// im2col / col2im for channel-major activations.
+///
+/// Activations are stored channel-major over the whole batch, `[C, N, H, W]`, so that a
+/// convolution over a chunk of samples is one GEMM: `y[K, n*Ho*Wo] = w[K, C*kh*kw] @ cols`.
+/// Row `r = (c*kh + i)*kw + j` of `cols` matches PyTorch's weight layout `[K, C, kh, kw]`.
+public struct ConvGeometry: Sendable, Equatable {
+    public var channels: Int, height: Int, width: Int
+    public var kernel: Int, stride: Int, padding: Int
+    public init(channels: Int, height: Int, width: Int, kernel: Int, stride: Int, padding: Int) {
+        self.channels = channels; self.height = height; self.width = width
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+    }
+    public var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
+    public var rows: Int { channels * kernel * kernel }
+}
+
+/// x: [C, N, H, W] (samples n0..<n0+nb of a batch of N) -> cols: [C*k*k, nb*Ho*Wo]
+public func im2col(_ x: UnsafePointer<Float>, batch N: Int, first n0: Int, count nb: Int,
+                   geometry g: ConvGeometry, cols: UnsafeMutablePointer<Float>) {
+    let H = g.height, W = g.width, Ho = g.outHeight, Wo = g.outWidth
+    let k = g.kernel, s = g.stride, p = g.padding
+    let ldc = nb * Ho * Wo
+    for c in 0..<g.channels {
+        let xc = x + (c * N + n0) * H * W
+        for i in 0..<k {
+            for j in 0..<k {
+                let row = cols + ((c * k + i) * k + j) * ldc
+                // Output columns ow whose input column ow*s - p + j lies inside [0, W).
+                let owLo = max(0, (p - j + s - 1) / s)
+                let owHi = min(Wo, (W - 1 + p - j) / s + 1)
+                for n in 0..<nb {
+                    let xn = xc + n * H * W
+                    let rn = row + n * Ho * Wo
+                    for oh in 0..<Ho {
+                        let ih = oh * s - p + i
+                        let dst = rn + oh * Wo
+                        if ih < 0 || ih >= H || owLo >= owHi {
+                            dst.update(repeating: 0, count: Wo)
+                            continue
+                        }
+                        if owLo > 0 { dst.update(repeating: 0, count: owLo) }
+                        if owHi < Wo { (dst + owHi).update(repeating: 0, count: Wo - owHi) }
+                        let src = xn + ih * W - p + j
+                        if s == 1 {
+                            (dst + owLo).update(from: src + owLo, count: owHi - owLo)
+                        } else {
+                            var ow = owLo
+                            while ow < owHi { dst[ow] = src[ow * s]; ow += 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// cols: [C*k*k, nb*Ho*Wo] -> dX: [C, N, H, W], accumulated (+=) into samples n0..<n0+nb.
+public func col2im(_ cols: UnsafePointer<Float>, batch N: Int, first n0: Int, count nb: Int,
+                   geometry g: ConvGeometry, dX: UnsafeMutablePointer<Float>) {
+    let H = g.height, W = g.width, Ho = g.outHeight, Wo = g.outWidth
+    let k = g.kernel, s = g.stride, p = g.padding
+    let ldc = nb * Ho * Wo
+    for c in 0..<g.channels {
+        let xc = dX + (c * N + n0) * H * W
+        for i in 0..<k {
+            for j in 0..<k {
+                let row = cols + ((c * k + i) * k + j) * ldc
+                let owLo = max(0, (p - j + s - 1) / s)
+                let owHi = min(Wo, (W - 1 + p - j) / s + 1)
+                if owLo >= owHi { continue }
+                for n in 0..<nb {
+                    let xn = xc + n * H * W
+                    let rn = row + n * Ho * Wo
+                    for oh in 0..<Ho {
+                        let ih = oh * s - p + i
+                        if ih < 0 || ih >= H { continue }
+                        let src = rn + oh * Wo
+                        let dst = xn + ih * W - p + j
+                        var ow = owLo
+                        if s == 1 {
+                            while ow < owHi { dst[ow] += src[ow]; ow += 1 }
+                        } else {
+                            while ow < owHi { dst[ow * s] += src[ow]; ow += 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderMoCoLayersTests: XCTestCase { func testNothing() {} }
