@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderMoCoOptimTests: XCTestCase { func testNothing() {} }
