@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderMoCoTests: XCTestCase { func testNothing() {} }
