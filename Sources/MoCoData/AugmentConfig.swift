@@ -1,0 +1,68 @@
+/// Parameters of the MoCo augmentation pipeline (torchvision transforms):
+///
+///     RandomResizedCrop(size, scale: cropScale, ratio: ratio)
+///     RandomApply([ColorJitter(brightness, contrast, saturation, hue)], p: jitterProb)
+///     RandomGrayscale(p: grayscaleProb)
+///     RandomApply([GaussianBlur(sigma in blurSigma)], p: blurProb)
+///     RandomHorizontalFlip(p: flipProb)
+///     ToTensor(); Normalize(dataset mean, std)
+///
+/// This is MoCo v2's order (Chen et al. 2020, `main_moco.py` with `--aug-plus`). Saturation,
+/// hue and grayscale only act on 3-channel images (torchvision leaves 1-channel images
+/// unchanged by them).
+public struct AugmentConfig: Codable, Sendable, Equatable {
+    /// RandomResizedCrop: fraction of the image area, and the log-uniform aspect ratio (w/h).
+    public var cropScaleMin: Float = 0.2
+    public var cropScaleMax: Float = 1.0
+    public var ratioMin: Float = 3.0 / 4.0
+    public var ratioMax: Float = 4.0 / 3.0
+    public var flipProb: Float = 0.5
+    /// ColorJitter: factors uniform in [max(0, 1 - x), 1 + x] for brightness, contrast,
+    /// saturation; hue shift uniform in [-hue, hue] (fraction of the colour wheel).
+    public var jitterProb: Float = 0.8
+    public var brightness: Float = 0.4
+    public var contrast: Float = 0.4
+    public var saturation: Float = 0.4
+    public var hue: Float = 0.1
+    public var grayscaleProb: Float = 0.2
+    /// GaussianBlur: sigma uniform in [blurSigmaMin, blurSigmaMax]; kernel size
+    /// `blurKernelSize(forImageSide:)` (10% of the side, made odd: 23 for 224 as in MoCo v2).
+    public var blurProb: Float = 0.5
+    public var blurSigmaMin: Float = 0.1
+    public var blurSigmaMax: Float = 2.0
+
+    public init(cropScaleMin: Float = 0.2, cropScaleMax: Float = 1.0, ratioMin: Float = 3.0 / 4.0,
+                ratioMax: Float = 4.0 / 3.0, flipProb: Float = 0.5, jitterProb: Float = 0.8,
+                brightness: Float = 0.4, contrast: Float = 0.4, saturation: Float = 0.4, hue: Float = 0.1,
+                grayscaleProb: Float = 0.2, blurProb: Float = 0.5, blurSigmaMin: Float = 0.1,
+                blurSigmaMax: Float = 2.0) {
+        self.cropScaleMin = cropScaleMin; self.cropScaleMax = cropScaleMax
+        self.ratioMin = ratioMin; self.ratioMax = ratioMax
+        self.flipProb = flipProb
+        self.jitterProb = jitterProb
+        self.brightness = brightness; self.contrast = contrast; self.saturation = saturation; self.hue = hue
+        self.grayscaleProb = grayscaleProb
+        self.blurProb = blurProb; self.blurSigmaMin = blurSigmaMin; self.blurSigmaMax = blurSigmaMax
+    }
+
+    /// MoCo v2 ("aug+"): crop (0.2, 1), jitter (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale 0.2,
+    /// blur sigma [0.1, 2] with p 0.5, flip.
+    public static let mocoV2 = AugmentConfig()
+
+    /// MoCo v1 (He et al. 2020): as v2 without the blur. (The original `main_moco.py` applies
+    /// ColorJitter(0.4, 0.4, 0.4, 0.4) always and grayscale before it; this preset keeps v2's
+    /// jitter settings so v1 and v2 differ only by the blur.)
+    public static let mocoV1 = AugmentConfig(blurProb: 0)
+
+    /// No augmentation: the full image, unflipped, uncoloured, unblurred (for square images
+    /// `augment` then equals `normalizedImage` exactly).
+    public static let identity = AugmentConfig(cropScaleMin: 1, cropScaleMax: 1, ratioMin: 1, ratioMax: 1,
+                                               flipProb: 0, jitterProb: 0, grayscaleProb: 0, blurProb: 0)
+
+    /// Odd Gaussian kernel size for an image side: round-down of 10% of it, plus one if even
+    /// (224 -> 23, 32 -> 3, 28 -> 3), at least 3.
+    public static func blurKernelSize(forImageSide side: Int) -> Int {
+        let k = max(3, side / 10)
+        return k % 2 == 0 ? k + 1 : k
+    }
+}

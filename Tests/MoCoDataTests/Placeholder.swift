@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderMoCoDataTests: XCTestCase { func testNothing() {} }
