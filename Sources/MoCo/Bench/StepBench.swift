@@ -1,0 +1,87 @@
+import Foundation
+import MoCoTensor
+import MoCoLayers
+import MoCoComm
+
+/// `moco bench step`: the full MoCo training step on synthetic input (no data loading), as
+/// `moco train` runs it: both encoders, shuffle-BN, InfoNCE against the queue, backward with
+/// the bucketed gradient allreduce, SGD, momentum update and enqueue.
+public enum StepBench {
+    public struct Config: Sendable {
+        public var architecture: Architecture = .resnet20
+        public var head: HeadKind = .mlp
+        public var batchSize = 256          // global
+        public var queueSize = 4096
+        public var bnSplits = 1             // per rank
+        public var channels = 1, height = 28, width = 28
+        public var warmup = 2, steps = 10
+        public var symmetric = false
+        public init() {}
+    }
+
+    public struct Result: Codable, Sendable {
+        public var impl = "swift-moco"
+        public var arch: String
+        public var batch: Int
+        public var world: Int
+        public var threads: Int
+        public var images_per_s: Double
+        public var step_ms_median: Double
+        public var gflops: Double
+        public var forward_mflop_per_image: Double
+        public var sgemm_peak_gflops: Double
+        public var fraction_of_sgemm_peak: Double
+        public var phases_ms: [String: Double]
+        public var peak_rss_mb: Double
+        public var comm_bytes_per_step: [String: Double]
+    }
+
+    public static func run(_ c: Config, comm: Communicator) throws -> Result {
+        let W = comm.size
+        guard c.batchSize % W == 0 else { throw ConfigError("--batch-size \(c.batchSize) is not divisible by \(W) ranks") }
+        let n = c.batchSize / W
+        guard n % c.bnSplits == 0 else { throw ConfigError("per-rank batch \(n) not divisible by --bn-splits \(c.bnSplits)") }
+        var h = MoCoHyper()
+        h.architecture = c.architecture; h.head = c.head; h.inChannels = c.channels
+        h.queueSize = c.queueSize; h.bnSplits = c.bnSplits; h.symmetric = c.symmetric
+        let model = MoCoModel(hyper: h, seed: 0, comm: comm)
+        model.plan(localBatch: n, channels: c.channels, height: c.height, width: c.width)
+        let size = c.channels * c.height * c.width
+        let imQ = FloatBuffer(count: n * size), imK = FloatBuffer(count: n * size)
+        var rng = Xoshiro(seed: 42, stream: [UInt64(comm.rank)])
+        for i in 0..<imQ.count { imQ.ptr[i] = rng.normal(); imK.ptr[i] = rng.normal() }
+        var times: [Double] = []
+        var phases = StepTimings()
+        for s in 0..<(c.warmup + c.steps) {
+            var prng = Xoshiro(seed: 7, stream: [UInt64(s)])
+            let perm = prng.permutation(c.batchSize)
+            if s == c.warmup { comm.resetStats() }
+            try comm.barrier()
+            let t0 = now()
+            let r = try model.step(imQ: imQ.ptr, imK: imK.ptr, perm: perm, lr: 0.01)
+            let dt = now() - t0
+            if s >= c.warmup { times.append(dt); phases = phases + r.timings }
+        }
+        // The slowest rank sets the pace.
+        var step = try comm.allreduce(median(times), op: .max)
+        if step <= 0 { step = 1e-9 }
+        let flopsPerImage = model.query.forwardFLOPs(height: c.height, width: c.width)
+        let ips = Double(c.batchSize) / step
+        let peak = try comm.allreduce(SgemmPeak.large(), op: .sum)
+        let gflops = 4 * flopsPerImage * ips / 1e9
+        let k = Double(c.steps) / 1e3
+        let ph: [String: Double] = [
+            "query_forward": phases.queryForward / k, "key_shuffle_forward_unshuffle": phases.keyForward / k,
+            "loss": phases.loss / k, "backward": phases.backward / k, "allreduce_wait": phases.allreduceWait / k,
+            "optimizer_momentum": phases.optimizer / k, "enqueue": phases.enqueue / k,
+        ]
+        let stats = comm.stats
+        var bytes: [String: Double] = [:]
+        for (kind, e) in stats.entries { bytes[kind.rawValue] = Double(e.bytesSent) / Double(c.steps) }
+        let rss = try comm.allreduce(Double(peakResidentBytes()) / 1048576, op: .max)
+        return Result(arch: c.architecture.rawValue, batch: c.batchSize, world: W, threads: BLAS.threads,
+                      images_per_s: ips, step_ms_median: step * 1e3, gflops: gflops,
+                      forward_mflop_per_image: flopsPerImage / 1e6, sgemm_peak_gflops: peak,
+                      fraction_of_sgemm_peak: gflops / peak, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes)
+    }
+}

@@ -1,0 +1,59 @@
+import MoCoTensor
+import MoCoLayers
+import MoCoData
+
+/// Backbone features of un-augmented images with an encoder in evaluation mode (BatchNorm on
+/// running statistics), L2-normalised — the representation kNN and linear evaluation use.
+/// A separate evaluation encoder keeps the training buffers untouched.
+public final class FeatureExtractor {
+    public let encoder: Encoder
+    public let batch: Int
+    private let images: FloatBuffer
+
+    public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256) {
+        encoder = Encoder(architecture: architecture, head: head, inChannels: inChannels, dim: dim, trainable: false)
+        encoder.plan(batch: batch, height: height, width: width, backward: false)
+        self.batch = batch
+        images = FloatBuffer(count: batch * inChannels * height * width)
+    }
+
+    public var featureDim: Int { encoder.featureDim }
+
+    /// features: [indices.count, d], row i for dataset image indices[i]; L2-normalised if asked.
+    public func features(_ ds: Dataset, indices: [Int], normalize: Bool = true) -> FloatBuffer {
+        let d = featureDim, size = ds.imageSize
+        let out = FloatBuffer(count: indices.count * d)
+        var start = 0
+        while start < indices.count {
+            let nb = min(batch, indices.count - start)
+            for j in 0..<nb { normalizedImage(ds, index: indices[start + j], out: images.ptr + j * size) }
+            // A partial last batch runs with stale images behind it: eval-mode BN is per sample.
+            encoder.forward(images.ptr, training: false, withHead: false)
+            (out.ptr + start * d).update(from: encoder.features, count: nb * d)
+            start += nb
+        }
+        if normalize { l2NormalizeRows(out.ptr, rows: indices.count, dim: d) }
+        return out
+    }
+}
+
+/// Flattened normalised pixels as features (the raw-pixel baseline), L2-normalised.
+/// -> [indices.count, C*H*W]
+public func pixelFeatures(_ ds: Dataset, indices: [Int]) -> FloatBuffer {
+    let size = ds.imageSize
+    let out = FloatBuffer(count: indices.count * size)
+    for (i, idx) in indices.enumerated() { normalizedImage(ds, index: idx, out: out.ptr + i * size) }
+    l2NormalizeRows(out.ptr, rows: indices.count, dim: size)
+    return out
+}
+
+/// x: [N, D] -> each row scaled to unit length (rows of zeros stay zero).
+public func l2NormalizeRows(_ x: UnsafeMutablePointer<Float>, rows: Int, dim: Int) {
+    for n in 0..<rows {
+        let r = x + n * dim
+        var s: Float = 0
+        for i in 0..<dim { s += r[i] * r[i] }
+        let inv = 1 / max(s.squareRoot(), 1e-12)
+        for i in 0..<dim { r[i] *= inv }
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import MoCo
+import MoCoLayers
+import MoCoTensor
+import SafeTensors
+
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an encoder in eval mode on `images` [N, C, H, W] and write `features` and `projection`.")
+
+    @Option(help: "resnet20 or resnet18 (default: from the checkpoint, or inferred from the weights).") var arch: String?
+    @Option(help: "Weights: a bare encoder (torchvision names) or a MoCo checkpoint.") var weights: String
+    @Option(help: "mlp or linear (default: inferred from the weights).") var head: String?
+    @Option(help: "safetensors file holding `images` [N, C, H, W] (F32).") var input: String
+    @Option(help: "Output safetensors file (features [N, d], projection [N, dim]).") var output: String
+    @Option(help: "Images per forward pass.") var batch = 256
+    @Option(help: "BLAS threads.") var threads: Int?
+
+    func run() throws {
+        Runtime.run(threads: threads) { _ in
+            let loaded = try WeightsFile.load(weights, architecture: try arch.map(parseArch), head: try head.map(parseHead))
+            let e = loaded.encoder
+            let x = try SafeTensorsFile(path: input)
+            guard x.has("images") else { throw ValidationError("\(input): no tensor 'images'") }
+            let shape = try x.shape("images")
+            guard shape.count == 4, shape[1] == e.inChannels, shape[0] > 0 else {
+                throw ValidationError("\(input): 'images' has shape \(shape), expected [N, \(e.inChannels), H, W]")
+            }
+            let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
+            guard h >= 4 && w >= 4 else { throw ValidationError("\(input): images of \(h)x\(w) are too small") }
+            let images = FloatBuffer(try x.floats("images"))
+            let d = e.featureDim
+            let features = FloatBuffer(count: n * d), projection = FloatBuffer(count: n * e.dim)
+            let nb = max(1, min(batch, n))
+            e.plan(batch: nb, height: h, width: w, backward: false)
+            let chunk = FloatBuffer(count: nb * c * h * w)
+            var start = 0
+            while start < n {
+                let m = min(nb, n - start)
+                chunk.ptr.update(from: images.ptr + start * c * h * w, count: m * c * h * w)
+                e.forward(chunk.ptr, training: false)
+                (features.ptr + start * d).update(from: e.features, count: m * d)
+                (projection.ptr + start * e.dim).update(from: e.projection, count: m * e.dim)
+                start += m
+            }
+            var out = SafeTensorsWriter()
+            out.add("features", shape: [n, d], floats: features.array)
+            out.add("projection", shape: [n, e.dim], floats: projection.array)
+            out.metadata = ["arch": e.architecture.rawValue, "head": e.head.rawValue, "weights": weights, "mode": "eval"]
+            try out.write(to: output)
+            emit("wrote \(output): features [\(n), \(d)], projection [\(n), \(e.dim)] (\(e.architecture.rawValue), \(e.head.rawValue) head, eval mode)")
+        }
+    }
+}
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write a freshly initialised encoder (torchvision's initialisation, seeded).")
+
+    @Option(help: "resnet20 or resnet18.") var arch = "resnet20"
+    @Option(help: "mlp or linear.") var head = "mlp"
+    @Option(help: "Input channels (1 for Fashion-MNIST, 3 for CIFAR).") var inChannels = 1
+    @Option(help: "Projection dimension.") var dim = 128
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Output safetensors file.") var output: String
+
+    func run() throws {
+        Runtime.run(threads: 1) { _ in
+            guard inChannels > 0, dim > 0 else { throw ValidationError("--in-channels and --dim must be positive") }
+            let e = Encoder(architecture: try parseArch(arch), head: try parseHead(head), inChannels: inChannels, dim: dim, trainable: false)
+            e.initialize(seed: seed)
+            var w = SafeTensorsWriter()
+            EncoderState.add(e, to: &w)
+            w.metadata = ["arch": arch, "head": head, "in_channels": String(inChannels), "seed": String(seed)]
+            try w.write(to: output)
+            emit("wrote \(output): \(arch) + \(head) head, \(inChannels) input channel(s), \(e.params.entries.reduce(0) { $0 + $1.count }) parameters")
+        }
+    }
+}
+
+func parseArch(_ s: String) throws -> Architecture {
+    guard let a = Architecture(rawValue: s) else { throw ValidationError("unknown --arch '\(s)' (resnet20 or resnet18)") }
+    return a
+}
+func parseHead(_ s: String) throws -> HeadKind {
+    guard let h = HeadKind(rawValue: s) else { throw ValidationError("unknown --head '\(s)' (mlp or linear)") }
+    return h
+}

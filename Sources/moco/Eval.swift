@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import MoCo
+import MoCoComm
+import MoCoData
+import MoCoLayers
+import MoCoTensor
+
+/// Options shared by the evaluation commands.
+struct EvalOptions: ParsableArguments {
+    @Option(help: "Weights: a MoCo checkpoint or a bare encoder.") var weights: String?
+    @Option(help: "resnet20 or resnet18 (for a bare encoder or --random-init).") var arch: String?
+    @Option(help: "fashion-mnist, mnist, cifar10 or synthetic (default: the checkpoint's).") var data: String?
+    @Option(help: "Directory of the dataset files.") var dataDir: String?
+    @Flag(help: "Baseline: raw normalised pixels as features.") var rawPixels = false
+    @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
+    @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
+    @Option(help: "BLAS threads per rank.") var threads: Int?
+
+    /// The datasets and a feature function (L2-normalised or not).
+    func setup(comm: Communicator) throws -> (train: Dataset, test: Dataset, dim: Int, label: String,
+                                               features: (Dataset, [Int], Bool) -> FloatBuffer) {
+        let modes = [weights != nil, rawPixels, randomInit].filter { $0 }.count
+        guard modes == 1 else { throw ValidationError("give exactly one of --weights, --raw-pixels, --random-init") }
+        var cfg: TrainConfig?
+        var encoder: Encoder?
+        if let weights {
+            let l = try WeightsFile.load(weights, architecture: try arch.map(parseArch), head: nil, backboneOnly: true)
+            encoder = l.encoder; cfg = l.config
+        }
+        let kind = data ?? cfg?.data ?? "fashion-mnist"
+        guard let k = DatasetKind(rawValue: kind) else { throw ValidationError("unknown --data '\(kind)'") }
+        let train = try Dataset.load(k, split: .train, directory: dataDir ?? cfg?.dataDir)
+        let test = try Dataset.load(k, split: .test, directory: dataDir ?? cfg?.dataDir)
+        if randomInit {
+            let e = Encoder(architecture: try parseArch(arch ?? "resnet20"), head: .mlp, inChannels: train.channels, trainable: false)
+            e.initialize(seed: seed)
+            encoder = e
+        }
+        if rawPixels {
+            return (train, test, train.imageSize, "raw pixels", { ds, idx, norm in
+                let f = pixelFeatures(ds, indices: idx)
+                return f
+            })
+        }
+        let e = encoder!
+        guard e.inChannels == train.channels else {
+            throw ValidationError("the encoder takes \(e.inChannels) channel(s), \(kind) images have \(train.channels)")
+        }
+        let fx = FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
+                                  height: train.height, width: train.width)
+        fx.encoder.copyState(from: e)
+        let label = randomInit ? "random \(e.architecture.rawValue) (seed \(seed))" : "\(e.architecture.rawValue) from \(weights!)"
+        return (train, test, e.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
+    }
+}
+
+struct Knn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Weighted kNN top-1 on the test set with the training set as the bank (InstDisc voting).")
+    @OptionGroup var options: EvalOptions
+    @Option(help: "Neighbours.") var k = 200
+    @Option(help: "Temperature of the vote weights exp(s/t).") var t: Float = 0.1
+    @Flag(help: "Print one JSON line.") var json = false
+
+    func run() throws {
+        Runtime.run(threads: options.threads) { comm in
+            let s = try comm.agreeing { try options.setup(comm: comm) }
+            let t0 = Date()
+            let top1 = try DistributedKNN.top1(train: s.train, test: s.test, dim: s.dim, k: k, t: t, comm: comm) { ds, idx in
+                s.features(ds, idx, true)
+            }
+            let secs = Date().timeIntervalSince(t0)
+            if json {
+                say(comm, "{\"features\": \"\(s.label)\", \"data\": \"\(s.train.name)\", \"k\": \(k), \"t\": \(t), \"knn_top1\": \(top1), \"seconds\": \(secs)}")
+            } else {
+                say(comm, String(format: "kNN top-1 %.2f%% (%@ on %@, k=%d, t=%.2f, %.1f s)", top1, s.label, s.train.name, k, t, secs))
+            }
+        }
+    }
+}
+
+struct Lincls: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Linear classification on the frozen backbone (BN in eval mode; standardised features; SGD momentum 0.9, cosine).")
+    @OptionGroup var options: EvalOptions
+    @Option(help: "Epochs over the precomputed features.") var epochs = 100
+    @Option(help: "Learning rate.") var lr = 0.1
+    @Option(help: "Batch size.") var batchSize = 256
+    @Option(help: "Weight decay.") var wd: Float = 0
+
+    func run() throws {
+        Runtime.run(threads: options.threads) { comm in
+            let s = try comm.agreeing { try options.setup(comm: comm) }
+            say(comm, "extracting features (\(s.label))...")
+            let trainF = try gatherFeatures(s.train, dim: s.dim, comm: comm) { s.features($0, $1, false) }
+            let testF = try gatherFeatures(s.test, dim: s.dim, comm: comm) { s.features($0, $1, false) }
+            var c = LinearEvalConfig()
+            c.epochs = epochs; c.lr = lr; c.batchSize = batchSize; c.weightDecay = wd
+            let classes = max(s.train.numClasses, s.test.numClasses)
+            let r = LinearEval.run(trainFeatures: trainF, trainLabels: s.train.labels, testFeatures: testF, testLabels: s.test.labels,
+                                   dim: s.dim, classes: classes, config: c) { epoch, loss in
+                if epoch % 10 == 0 || epoch == epochs { say(comm, String(format: "epoch %d/%d loss %.4f", epoch, epochs, loss)) }
+            }
+            say(comm, String(format: "linear top-1 %.2f%% test (%.2f%% train) (%@ on %@)", r.test, r.train, s.label, s.train.name))
+        }
+    }
+
+    /// Features of the whole dataset, computed in shares by the ranks and all-gathered.
+    func gatherFeatures(_ ds: Dataset, dim: Int, comm: Communicator, _ f: (Dataset, [Int]) -> FloatBuffer) throws -> FloatBuffer {
+        let W = comm.size
+        func share(_ r: Int) -> Range<Int> { (ds.count * r / W)..<(ds.count * (r + 1) / W) }
+        let mine = share(comm.rank)
+        let local = f(ds, Array(mine))
+        let all = FloatBuffer(count: ds.count * dim)
+        try comm.allgatherv(local.ptr, count: mine.count * dim, into: all.ptr, counts: (0..<W).map { share($0).count * dim })
+        return all
+    }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct Moco: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "moco",
+        abstract: "Distributed MoCo (momentum contrast) training on OpenMPI and OpenBLAS.",
+        discussion: """
+            Run under mpirun for data-parallel training (e.g. `mpirun -np 2 moco train --preset moco-v2`);
+            without mpirun every command runs in one process.
+            """,
+        subcommands: [Train.self, Knn.self, Lincls.self, Embed.self, Init.self, Bench.self])
+}
