@@ -1,0 +1,208 @@
+import CMPIShim
+import Foundation
+
+/// The world of an MPI job (MPI_COMM_WORLD), for processes launched by mpirun.
+///
+/// Collectives run on a private duplicate of MPI_COMM_WORLD (MPI_Comm_dup, MPI 3.1 §6.4.2), so
+/// their messages can never match those of other code using the world communicator (MPI 3.1 §6.1,
+/// "safe communication space"). Both communicators use MPI_ERRORS_RETURN (MPI 3.1 §8.3), so every
+/// failing MPI call becomes a thrown `CommError` naming the call instead of killing the job.
+///
+/// There is one instance per process: `initialize()` returns the same object until `finalize()`.
+public final class MPICommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    public let size: Int
+    /// The thread level MPI provided (at least MPI_THREAD_FUNNELED).
+    public let threadLevel: MPIThreadLevel
+    public private(set) var stats: CommStats
+
+    /// The duplicated world communicator all collectives use.
+    let comm: MPI_Comm
+    /// False when MPI was initialised by someone else; `finalize()` then leaves MPI running.
+    private let ownsMPI: Bool
+    private(set) var isFinalized = false
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var shared: MPICommunicator?
+
+    private init(comm: MPI_Comm, rank: Int, size: Int, threadLevel: MPIThreadLevel, ownsMPI: Bool) {
+        self.comm = comm
+        self.rank = rank
+        self.size = size
+        self.threadLevel = threadLevel
+        self.ownsMPI = ownsMPI
+        self.stats = CommStats(worldSize: size)
+    }
+
+    /// Initialises MPI (MPI_Init_thread asking for MPI_THREAD_SERIALIZED, MPI 3.1 §12.4.3) and
+    /// returns the world communicator. Requires a provided level of at least MPI_THREAD_FUNNELED,
+    /// i.e. the program may call MPI from the initialising thread. Calling it again returns the
+    /// same instance; after `finalize()` it throws, because MPI cannot be re-initialised
+    /// (MPI 3.1 §8.7). If MPI was already initialised by other code, it is reused as is.
+    public static func initialize() throws -> MPICommunicator {
+        lock.lock()
+        defer { lock.unlock() }
+        if let existing = shared { return existing }
+
+        var finalized: Int32 = 0
+        try checkMPI(MPI_Finalized(&finalized), "MPI_Finalized")
+        if finalized != 0 { throw CommError.unavailable("MPI has been finalized and cannot be re-initialized") }
+
+        var initialized: Int32 = 0
+        try checkMPI(MPI_Initialized(&initialized), "MPI_Initialized")
+        var provided: Int32 = 0
+        let ownsMPI = initialized == 0
+        if ownsMPI {
+            // Errors in MPI_Init_thread itself are fatal by default (MPI 3.1 §8.3); the code is
+            // checked anyway for implementations that return.
+            try checkMPI(MPI_Init_thread(nil, nil, MPIThreadLevel.serialized.mpiValue, &provided),
+                         "MPI_Init_thread")
+        } else {
+            try checkMPI(MPI_Query_thread(&provided), "MPI_Query_thread")
+        }
+        let level = MPIThreadLevel(mpi: provided)
+        guard level >= .funneled else {
+            throw CommError.unavailable("MPI provides only \(level); at least MPI_THREAD_FUNNELED is required")
+        }
+
+        let world = moco_comm_world()
+        try checkMPI(MPI_Comm_set_errhandler(world, moco_errors_return()), "MPI_Comm_set_errhandler")
+        var dup: MPI_Comm? = nil
+        try checkMPI(MPI_Comm_dup(world, &dup), "MPI_Comm_dup")
+        guard let comm = dup else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
+        try checkMPI(MPI_Comm_set_errhandler(comm, moco_errors_return()), "MPI_Comm_set_errhandler")
+
+        var rank: Int32 = 0, size: Int32 = 0
+        try checkMPI(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank")
+        try checkMPI(MPI_Comm_size(comm, &size), "MPI_Comm_size")
+
+        let instance = MPICommunicator(comm: comm, rank: Int(rank), size: Int(size),
+                                       threadLevel: level, ownsMPI: ownsMPI)
+        shared = instance
+        return instance
+    }
+
+    /// Frees the duplicated communicator and calls MPI_Finalize (MPI 3.1 §8.7), which is itself
+    /// collective: every rank must call it, after completing all its requests. Idempotent.
+    public func finalize() {
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        guard !isFinalized else { return }
+        isFinalized = true
+        var c: MPI_Comm? = comm
+        _ = MPI_Comm_free(&c)
+        if ownsMPI { _ = MPI_Finalize() }
+    }
+
+    public func resetStats() { stats = CommStats(worldSize: size) }
+
+    // MARK: - Plumbing
+
+    private func ensureActive(_ call: String) throws {
+        if isFinalized { throw CommError.unavailable("\(call) after MPICommunicator.finalize()") }
+    }
+
+    /// Runs one blocking MPI call, checks its return code and records it in `stats`.
+    @inline(__always)
+    private func run(_ kind: CollectiveKind, _ call: StaticString, bytes: Int,
+                     _ body: () -> Int32) throws {
+        try ensureActive("\(call)")
+        let start = MonotonicClock.now()
+        let code = body()
+        stats.record(kind, bytes: bytes, seconds: MonotonicClock.now() - start)
+        try checkMPI(code, call)
+    }
+
+    func recordWait(_ kind: CollectiveKind, seconds: Double) { stats.addSeconds(kind, seconds) }
+
+    private func allreduceGeneric<T: MPIElement>(_ buf: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
+        try Validate.count(count, "MPI_Allreduce")
+        let bytes = ByteAccounting.allreduce(count: count, elementSize: MemoryLayout<T>.stride)
+        try run(.allreduce, "MPI_Allreduce", bytes: bytes) {
+            MPI_Allreduce(moco_in_place(), buf, Int32(count), T.mpiType, op.mpiOp, comm)
+        }
+    }
+
+    // MARK: - Communicator
+
+    public func allreduce(_ buf: UnsafeMutablePointer<Float>, count: Int, op: ReduceOp) throws {
+        try allreduceGeneric(buf, count: count, op: op)
+    }
+
+    public func allreduce(_ buf: UnsafeMutablePointer<Double>, count: Int, op: ReduceOp) throws {
+        try allreduceGeneric(buf, count: count, op: op)
+    }
+
+    public func allreduce(_ buf: UnsafeMutablePointer<Int64>, count: Int, op: ReduceOp) throws {
+        try allreduceGeneric(buf, count: count, op: op)
+    }
+
+    public func iallreduce(_ buf: UnsafeMutablePointer<Float>, count: Int, op: ReduceOp) throws -> CommRequest {
+        try Validate.count(count, "MPI_Iallreduce")
+        // The request *handle* is an opaque value: MPI does not retain the address of `request`
+        // (MPI 3.1 §3.7.1), so a local is fine. The *buffer* is retained until completion.
+        var request: MPI_Request? = moco_request_null()
+        try run(.iallreduce, "MPI_Iallreduce", bytes: ByteAccounting.allreduce(count: count, elementSize: 4)) {
+            MPI_Iallreduce(moco_in_place(), buf, Int32(count), moco_type_float(), op.mpiOp, comm, &request)
+        }
+        return MPIRequest(owner: self, kind: .iallreduce, call: "MPI_Iallreduce", handle: request)
+    }
+
+    public func allgather(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>) throws {
+        try Validate.count(count, "MPI_Allgather")
+        try run(.allgather, "MPI_Allgather", bytes: ByteAccounting.allgather(count: count, elementSize: 4)) {
+            MPI_Allgather(send, Int32(count), moco_type_float(), recv, Int32(count), moco_type_float(), comm)
+        }
+    }
+
+    public func allgather(bytes send: UnsafeRawPointer, count: Int, into recv: UnsafeMutableRawPointer) throws {
+        try Validate.count(count, "MPI_Allgather")
+        try Validate.count(count * size, "MPI_Allgather")
+        try run(.allgather, "MPI_Allgather", bytes: count) {
+            MPI_Allgather(send, Int32(count), moco_type_byte(), recv, Int32(count), moco_type_byte(), comm)
+        }
+    }
+
+    public func allgatherv(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>,
+                           counts: [Int]) throws {
+        let (displs, _) = try Validate.allgathervCounts(counts, count: count, rank: rank, size: size, "MPI_Allgatherv")
+        let c32 = counts.int32s, d32 = displs.int32s
+        try run(.allgatherv, "MPI_Allgatherv", bytes: ByteAccounting.allgather(count: count, elementSize: 4)) {
+            MPI_Allgatherv(send, Int32(count), moco_type_float(), recv, c32, d32, moco_type_float(), comm)
+        }
+    }
+
+    public func alltoallv(send: UnsafePointer<Float>, sendCounts: [Int], sendDispls: [Int],
+                          recv: UnsafeMutablePointer<Float>, recvCounts: [Int], recvDispls: [Int]) throws {
+        let call = "MPI_Alltoallv"
+        try Validate.vector(counts: sendCounts, displs: sendDispls, size: size, side: "send", call)
+        try Validate.vector(counts: recvCounts, displs: recvDispls, size: size, side: "recv", call)
+        let sc = sendCounts.int32s, sd = sendDispls.int32s, rc = recvCounts.int32s, rd = recvDispls.int32s
+        let bytes = ByteAccounting.alltoallv(sendCounts: sendCounts, rank: rank, elementSize: 4)
+        try run(.alltoallv, "MPI_Alltoallv", bytes: bytes) {
+            MPI_Alltoallv(send, sc, sd, moco_type_float(), recv, rc, rd, moco_type_float(), comm)
+        }
+    }
+
+    public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {
+        try Validate.count(bytes, "MPI_Bcast")
+        try Validate.root(root, size: size, "MPI_Bcast")
+        let sent = ByteAccounting.broadcast(bytes: bytes, root: root, rank: rank)
+        try run(.broadcast, "MPI_Bcast", bytes: sent) {
+            MPI_Bcast(buf, Int32(bytes), moco_type_byte(), Int32(root), comm)
+        }
+    }
+
+    public func barrier() throws {
+        try run(.barrier, "MPI_Barrier", bytes: 0) { MPI_Barrier(comm) }
+    }
+
+    public func abort(_ message: String, code: Int32) -> Never {
+        writeStandardError("rank \(rank): \(message)\n")
+        let status = code == 0 ? 1 : code
+        // MPI_Abort on MPI_COMM_WORLD terminates all processes of the job (MPI 3.1 §8.7); Open MPI's
+        // mpirun then exits with a non-zero status.
+        _ = MPI_Abort(moco_comm_world(), status)
+        exit(status)
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderMoCoCommTests: XCTestCase { func testNothing() {} }
