@@ -48,8 +48,10 @@ let package = Package(
         .testTarget(name: "MoCoOptimTests", dependencies: ["MoCoOptim"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "MoCoDataTests", dependencies: ["MoCoData"]),
-        .testTarget(name: "MoCoCommTests", dependencies: ["MoCoComm"]),
+        .testTarget(name: "MoCoCommTests", dependencies: ["MoCoComm", "MoCoTestSupport"]),
         .testTarget(name: "MoCoTests", dependencies: ["MoCo"]),
-        .testTarget(name: "CLITests", dependencies: ["MoCo"]),
+        .testTarget(name: "CLITests", dependencies: ["MoCo", "MoCoTestSupport"]),
+        // Running built executables (and mpirun) from tests.
+        .target(name: "MoCoTestSupport", path: "Tests/Support"),
     ]
 )

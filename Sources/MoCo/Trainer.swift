@@ -46,7 +46,11 @@ public final class Trainer {
         return (train, test)
     }
 
-    public func run(resume: String? = nil) throws -> TrainSummary {
+    /// - Parameters:
+    ///   - resume: a checkpoint path, or "auto" for the newest in `config.out`.
+    ///   - stopAfter: end after this many completed epochs (as an interrupted run would),
+    ///     keeping the schedule of the full `config.epochs`.
+    public func run(resume: String? = nil, stopAfter: Int? = nil) throws -> TrainSummary {
         let c = config, W = comm.size
         let started = now()
         // 1. Validate and load identically everywhere; agree before the first real collective.
@@ -103,19 +107,23 @@ public final class Trainer {
         var summary = TrainSummary()
         summary.epochsDone = startEpoch
         let loader = try TwoCropLoader(dataset: train, sampler: sampler, config: c.augment, seed: c.seed,
-                                       rank: comm.rank, worldSize: W, startEpoch: startEpoch, startStep: 0, endEpoch: c.epochs)
+                                       rank: comm.rank, worldSize: W, startEpoch: startEpoch, startStep: 0,
+                                       endEpoch: min(c.epochs, stopAfter ?? c.epochs))
         defer { loader.stop() }
 
         var windowStart = now(), windowImages = 0
         var lossSum = 0.0, accSum = 0.0, windowSteps = 0
-        for epoch in startEpoch..<c.epochs {
+        let endEpoch = min(c.epochs, stopAfter ?? c.epochs)
+        for epoch in startEpoch..<endEpoch {
             for step in 0..<stepsPerEpoch {
                 guard let batch = try loader.next() else { throw ConfigError("data loader ended early at epoch \(epoch) step \(step)") }
                 precondition(batch.epoch == epoch && batch.step == step)
                 let t = Double(epoch) + Double(step) / Double(stepsPerEpoch)
                 let lr = Float(c.schedule.lr(base: c.lr, epoch: t, totalEpochs: c.epochs, warmupEpochs: c.warmupEpochs))
                 let perm = Trainer.shufflePermutation(seed: c.seed, epoch: epoch, step: step, batch: c.batchSize)
-                let r = try model.step(imQ: batch.query.ptr, imK: batch.key.ptr, perm: perm, lr: lr)
+                let r = try withExtendedLifetime(batch) {
+                    try model.step(imQ: batch.query.ptr, imK: batch.key.ptr, perm: perm, lr: lr)
+                }
                 globalStep += 1
                 windowImages += c.batchSize; windowSteps += 1
                 lossSum += r.loss; accSum += r.acc1
@@ -145,7 +153,7 @@ public final class Trainer {
             }
             summary.epochsDone = epoch + 1
             summary.steps = globalStep
-            if c.knnEvery > 0 && ((epoch + 1) % c.knnEvery == 0 || epoch + 1 == c.epochs) {
+            if c.knnEvery > 0 && ((epoch + 1) % c.knnEvery == 0 || epoch + 1 == endEpoch) {
                 let t0 = now()
                 extractor.encoder.copyState(from: model.query)
                 let top1 = try DistributedKNN.top1(train: train, test: test, dim: extractor.featureDim, k: c.knnK, t: c.knnT,
@@ -155,7 +163,7 @@ public final class Trainer {
                 writeMetric(["type": "knn", "epoch": epoch + 1, "step": globalStep, "knn_top1": top1, "elapsed_s": now() - started])
                 windowStart = now(); windowImages = 0
             }
-            if (c.saveEvery > 0 && (epoch + 1) % c.saveEvery == 0) || epoch + 1 == c.epochs {
+            if (c.saveEvery > 0 && (epoch + 1) % c.saveEvery == 0) || epoch + 1 == endEpoch {
                 let path = c.out + "/" + Checkpoint.fileName(epoch: epoch + 1)
                 try comm.agree(isRoot ? Result {
                     try Checkpoint.serialize(model: model, config: c, epoch: epoch + 1, step: globalStep).write(to: path)
@@ -193,7 +201,7 @@ public final class Trainer {
             catch { throw ConfigError("cannot create --out \(config.out): \(error.localizedDescription)") }
         }
         let mpath = config.out + "/metrics.jsonl"
-        if !fm.fileExists(atPath: mpath) { fm.createFile(atPath: mpath, contents: nil) }
+        if !fm.fileExists(atPath: mpath) { _ = fm.createFile(atPath: mpath, contents: nil) }
         guard let h = FileHandle(forWritingAtPath: mpath) else { throw ConfigError("cannot write \(mpath)") }
         h.seekToEndOfFile()
         metrics = h

@@ -44,6 +44,7 @@ struct Train: ParsableCommand {
     @Option(help: "Verify queue and weights agree across ranks every N steps (0 = off).") var checkConsistency: Int?
     @Option(help: "Resume from a checkpoint path, or 'auto' for the latest in --out.") var resume: String?
     @Option(help: "BLAS threads per rank (default: cores / ranks on the node).") var threads: Int?
+    @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
     @Flag(help: "Print the effective configuration and exit.") var dryRun = false
 
     func configuration(worldSize: Int) throws -> TrainConfig {
@@ -96,7 +97,7 @@ struct Train: ParsableCommand {
             let c = try comm.agreeing { try configuration(worldSize: comm.size) }
             say(comm, "configuration:\n" + c.jsonString())
             if dryRun { try comm.agreeing { try c.validate(worldSize: comm.size) }; return }
-            let summary = try Trainer(config: c, comm: comm, say: emit).run(resume: resume)
+            let summary = try Trainer(config: c, comm: comm, say: emit).run(resume: resume, stopAfter: stopAfter)
             say(comm, String(format: "done: %d epochs, %d steps in %.1f s; last loss %.4f", summary.epochsDone, summary.steps,
                              summary.seconds, summary.lastLoss)
                 + (summary.knn.last.map { String(format: "; kNN top-1 %.2f%%", $0.top1) } ?? "")

@@ -1,43 +1,17 @@
 import Foundation
 import XCTest
+import MoCoTestSupport
 
 /// Runs the `moco-commcheck` executable under mpirun. One class, so XCTest runs these one after
 /// another: each job already uses both cores.
 final class MPICommCheckTests: XCTestCase {
     static let timeout: Double = 60
 
-    /// `moco-commcheck` from the same build as this test bundle: next to the bundle first, then
-    /// `.build/<config>/` found by walking up from this source file. MOCO_COMMCHECK overrides.
     static func commcheckBinary(file: String = #filePath) -> URL? {
-        let fm = FileManager.default
-        var candidates: [URL] = []
-        if let override = ProcessInfo.processInfo.environment["MOCO_COMMCHECK"] {
-            candidates.append(URL(fileURLWithPath: override))
-        }
-        let bundle = Bundle.main.bundleURL
-        candidates += [bundle.appendingPathComponent("moco-commcheck"),
-                       bundle.deletingLastPathComponent().appendingPathComponent("moco-commcheck")]
-        var dir = URL(fileURLWithPath: file).deletingLastPathComponent()
-        while dir.path != "/" {
-            let build = dir.appendingPathComponent(".build")
-            if fm.fileExists(atPath: build.path) {
-                candidates += ["debug", "release"].map { build.appendingPathComponent($0).appendingPathComponent("moco-commcheck") }
-                break
-            }
-            dir.deleteLastPathComponent()
-        }
-        return candidates.first { fm.isExecutableFile(atPath: $0.path) }
+        if let override = ProcessInfo.processInfo.environment["MOCO_COMMCHECK"] { return URL(fileURLWithPath: override) }
+        return builtExecutable("moco-commcheck", file: file)
     }
-
-    /// The environment for mpirun: fast start-up (ob1) and root allowed (containers run as root).
-    static var mpiEnvironment: [String: String] {
-        var env = ProcessInfo.processInfo.environment
-        for key in ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"] { env[key] = nil }
-        env["OMPI_MCA_pml"] = "ob1"
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        return env
-    }
+    static var mpiEnvironment: [String: String] { MoCoTestSupport.mpiEnvironment }
 
     private func binary() throws -> URL {
         guard let url = Self.commcheckBinary() else {

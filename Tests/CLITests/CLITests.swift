@@ -1,0 +1,127 @@
+import XCTest
+import Foundation
+import MoCoTestSupport
+import SafeTensors
+
+/// The `moco` executable end to end: the embedded default job, errors on bad input, and the
+/// weights commands.
+final class CLITests: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("moco-cli-\(getpid())-\(name.hashValue)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    func moco(_ args: [String], timeout: Double = 300) throws -> ProcessResult {
+        guard let exe = builtExecutable("moco") else {
+            XCTFail("the moco executable is not built (swift build)"); throw XCTSkip("no moco")
+        }
+        return try runProcess(exe, args, environment: mpiEnvironment, timeout: timeout)
+    }
+
+    /// The short default job of the README on the built-in synthetic set: trains, logs,
+    /// evaluates and checkpoints.
+    func testEmbeddedDefaultJobRunsEndToEnd() throws {
+        let out = tmp.appendingPathComponent("run").path
+        let r = try moco(["train", "--preset", "moco-v2", "--data", "synthetic", "--epochs", "1", "--train-subset", "256",
+                          "--batch-size", "32", "--queue-size", "128", "--log-every", "4", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("kNN top-1"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("\"preset\" : \"moco-v2\""), "effective configuration printed")
+        for f in ["config.json", "metrics.jsonl", "checkpoint_0001.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
+        }
+        let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let lines = metrics.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertTrue(lines.contains { $0["type"] as? String == "train" && $0["loss"] != nil && $0["images_per_s"] != nil })
+        XCTAssertTrue(lines.contains { $0["type"] as? String == "knn" && $0["knn_top1"] != nil })
+        // The checkpoint holds what resuming needs.
+        let ck = try SafeTensorsFile(path: out + "/checkpoint_0001.safetensors")
+        XCTAssertEqual(try ck.shape("queue"), [128, 128])
+        XCTAssertEqual(try ck.int64s("queue_ptr"), [Int64(8 * 32 % 128)])
+        XCTAssertTrue(ck.has("encoder_k.layer1.0.bn1.running_mean") && ck.has("optimizer.momentum_buffer.fc.2.weight"))
+        XCTAssertEqual(ck.metadata["epoch"], "1")
+
+        // A second run into the same folder must not overwrite it without --resume.
+        let before = try Data(contentsOf: URL(fileURLWithPath: out + "/checkpoint_0001.safetensors"))
+        let again = try moco(["train", "--data", "synthetic", "--epochs", "1", "--train-subset", "256", "--batch-size", "32",
+                              "--queue-size", "128", "--out", out])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already holds checkpoints"), again.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/checkpoint_0001.safetensors")), before)
+    }
+
+    func testInvalidHyperparametersAreRejected() throws {
+        let cases: [([String], String)] = [
+            (["--moco-t", "0"], "--moco-t"),
+            (["--batch-size", "100", "--bn-splits", "8"], "not divisible by --bn-splits"),
+            (["--moco-m", "1.5"], "--moco-m"),
+            (["--data", "imagenet"], "unknown --data"),
+            (["--preset", "moco-v9"], "unknown preset"),
+            (["--arch", "resnet50"], "unknown --arch"),
+        ]
+        for (args, expect) in cases {
+            let r = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("bad").path] + args + ["--dry-run"])
+            XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
+            XCTAssertTrue(r.stderr.contains(expect), "\(args): \(r.stderr)")
+        }
+    }
+
+    func testCorruptCheckpointIsRefusedAndKept() throws {
+        let out = tmp.appendingPathComponent("corrupt").path
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let path = out + "/checkpoint_0001.safetensors"
+        let junk = Data([0x10, 0, 0, 0, 0, 0, 0, 0] + Array("{\"queue\": 1".utf8))
+        try junk.write(to: URL(fileURLWithPath: path))
+        let r = try moco(["train", "--data", "synthetic", "--epochs", "2", "--train-subset", "64", "--batch-size", "16",
+                          "--queue-size", "32", "--out", out, "--resume", "auto"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("checkpoint_0001.safetensors") || r.stderr.contains("auto"), r.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), junk, "the checkpoint must be left as it was")
+    }
+
+    /// `moco init` then `moco embed` in a release or debug build: features and projection of the
+    /// right shapes; eval mode makes them independent of the batch they are computed in.
+    func testInitThenEmbed() throws {
+        let w = tmp.appendingPathComponent("w.safetensors").path
+        let x = tmp.appendingPathComponent("x.safetensors").path
+        let y = tmp.appendingPathComponent("y.safetensors").path
+        let y1 = tmp.appendingPathComponent("y1.safetensors").path
+        var r = try moco(["init", "--arch", "resnet20", "--head", "mlp", "--in-channels", "1", "--seed", "3", "--output", w])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var writer = SafeTensorsWriter()
+        writer.add("images", shape: [5, 1, 12, 12], floats: (0..<(5 * 144)).map { Float(($0 * 37) % 101) / 50 - 1 })
+        try writer.write(to: x)
+        r = try moco(["embed", "--arch", "resnet20", "--weights", w, "--input", x, "--output", y])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try moco(["embed", "--weights", w, "--input", x, "--output", y1, "--batch", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let a = try SafeTensorsFile(path: y), b = try SafeTensorsFile(path: y1)
+        XCTAssertEqual(try a.shape("features"), [5, 64])
+        XCTAssertEqual(try a.shape("projection"), [5, 128])
+        let fa = try a.floats("projection"), fb = try b.floats("projection")
+        XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max()!, 1e-5)
+        XCTAssertGreaterThan(fa.map { abs($0) }.max()!, 0)
+        // A 3-channel input for a 1-channel encoder is refused.
+        var w3 = SafeTensorsWriter()
+        w3.add("images", shape: [1, 3, 8, 8], floats: [Float](repeating: 0, count: 192))
+        try w3.write(to: x)
+        r = try moco(["embed", "--weights", w, "--input", x, "--output", y])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("expected [N, 1, H, W]"), r.stderr)
+        // Weights of another architecture are refused with the tensor named.
+        r = try moco(["embed", "--arch", "resnet18", "--weights", w, "--input", x, "--output", y])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("missing") || r.stderr.contains("shape"), r.stderr)
+    }
+
+    func testKnnBaselinesOnSyntheticData() throws {
+        let r = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let top1 = obj?["knn_top1"] as? Double ?? -1
+        XCTAssertGreaterThan(top1, 15, "raw pixels beat chance (10%) on the synthetic set")
+    }
+}
