@@ -134,7 +134,7 @@ public final class Trainer {
                     try comm.allreduce(&v, op: .sum)
                     let loss = v[0] / Double(W * windowSteps), acc = v[1] / Double(W * windowSteps)
                     if !loss.isFinite {
-                        throw ConfigError("loss became \(loss) at epoch \(epoch) step \(step); stopped, the last good checkpoint is kept"
+                        throw ConfigError("loss became \(loss) at epoch \(epoch + 1) step \(step + 1); stopped without saving, the last good checkpoint is kept"
                                           + (summary.checkpoint.map { " (\($0))" } ?? ""))
                     }
                     let dt = now() - windowStart

@@ -117,6 +117,21 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("missing") || r.stderr.contains("shape"), r.stderr)
     }
 
+    /// A diverging run stops with a clear error and keeps the last good checkpoint.
+    func testNonFiniteLossStopsAndKeepsLastCheckpoint() throws {
+        let out = tmp.appendingPathComponent("nan").path
+        let common = ["train", "--data", "synthetic", "--train-subset", "64", "--batch-size", "16", "--queue-size", "32",
+                      "--epochs", "2", "--knn-every", "0", "--log-every", "1", "--out", out]
+        var r = try moco(common + ["--stop-after", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let good = try Data(contentsOf: URL(fileURLWithPath: out + "/checkpoint_0001.safetensors"))
+        r = try moco(common + ["--resume", "auto", "--lr", "1e30"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("loss became"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/checkpoint_0002.safetensors"))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/checkpoint_0001.safetensors")), good)
+    }
+
     func testKnnBaselinesOnSyntheticData() throws {
         let r = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
