@@ -142,7 +142,8 @@ public final class Trainer {
                     try comm.allreduce(&v, op: .sum)
                     let loss = v[0] / Double(W * windowSteps), acc = v[1] / Double(W * windowSteps)
                     if !loss.isFinite {
-                        throw ConfigError("loss became \(loss) at epoch \(epoch) step \(step); stopped, the last good checkpoint is kept"
+                        // Every rank sees the same reduced loss: stop together, one message.
+                        try stopTogether("loss became \(loss) at epoch \(epoch) step \(step); stopped, the last good checkpoint is kept"
                                           + (summary.checkpoint.map { " (\($0))" } ?? ""))
                     }
                     let dt = now() - windowStart
@@ -192,8 +193,18 @@ public final class Trainer {
                       sum(m.query.params.values.ptr, m.query.params.count), sum(m.key.params.values.ptr, m.key.params.count)]
         let bad = try comm.checksumsAgree(values)
         if !bad.isEmpty {
-            throw ConfigError("consistency check failed at step \(step): queue, pointer or weights of rank(s) \(bad.map(String.init).joined(separator: ", ")) differ from rank 0")
+            // `bad` is the same on every rank: stop together with one message, no abort.
+            try stopTogether("consistency check failed at step \(step): queue, pointer or weights of rank(s) \(bad.map(String.init).joined(separator: ", ")) differ from rank 0")
         }
+    }
+
+    /// Stops every rank with the same error, for failures that all ranks detect identically
+    /// (from reduced values): an agreed error ends the job normally with one message, where a
+    /// plain throw on every rank would make each of them abort the job.
+    func stopTogether(_ message: String) throws -> Never {
+        let error = ConfigError(message)
+        try comm.agree(error)
+        throw error
     }
 
     func prepareOutput(resuming: Bool) throws {
