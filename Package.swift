@@ -51,6 +51,7 @@ let package = Package(
         .testTarget(name: "MoCoCommTests", dependencies: ["MoCoComm", "MoCoTestSupport"]),
         .testTarget(name: "MoCoTests", dependencies: ["MoCo"]),
         .testTarget(name: "CLITests", dependencies: ["MoCo", "MoCoTestSupport"]),
+        .testTarget(name: "DistributedTests", dependencies: ["MoCo", "MoCoTestSupport"]),
         // Running built executables (and mpirun) from tests.
         .target(name: "MoCoTestSupport", path: "Tests/Support"),
     ]

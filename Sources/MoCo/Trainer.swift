@@ -54,8 +54,10 @@ public final class Trainer {
         let c = config, W = comm.size
         let started = now()
         // 1. Validate and load identically everywhere; agree before the first real collective.
+        var faults = FaultInjection()
         let (train, test) = try comm.agreeing { () -> (Dataset, Dataset) in
             try c.validate(worldSize: W)
+            faults = try FaultInjection.fromEnvironment()
             let d = try Trainer.loadData(c)
             let steps = d.train.count / c.batchSize
             if steps == 0 { throw ConfigError("the training set (\(d.train.count) images) is smaller than one global batch (\(c.batchSize))") }
@@ -116,6 +118,9 @@ public final class Trainer {
         let endEpoch = min(c.epochs, stopAfter ?? c.epochs)
         for epoch in startEpoch..<endEpoch {
             for step in 0..<stepsPerEpoch {
+                if let f = faults.failAt, f.rank == comm.rank, f.step == globalStep + 1 {
+                    throw ConfigError("injected failure (MOCO_FAIL_AT) on rank \(comm.rank) at step \(globalStep + 1)")
+                }
                 guard let batch = try loader.next() else { throw ConfigError("data loader ended early at epoch \(epoch) step \(step)") }
                 precondition(batch.epoch == epoch && batch.step == step)
                 let t = Double(epoch) + Double(step) / Double(stepsPerEpoch)
@@ -125,6 +130,9 @@ public final class Trainer {
                     try model.step(imQ: batch.query.ptr, imK: batch.key.ptr, perm: perm, lr: lr)
                 }
                 globalStep += 1
+                if let p = faults.perturbQueueAt, p.rank == comm.rank, p.step == globalStep {
+                    model.queue.keys.ptr[0] += 1e-3
+                }
                 windowImages += c.batchSize; windowSteps += 1
                 lossSum += r.loss; accSum += r.acc1
                 let last = step == stepsPerEpoch - 1
@@ -134,7 +142,8 @@ public final class Trainer {
                     try comm.allreduce(&v, op: .sum)
                     let loss = v[0] / Double(W * windowSteps), acc = v[1] / Double(W * windowSteps)
                     if !loss.isFinite {
-                        throw ConfigError("loss became \(loss) at epoch \(epoch + 1) step \(step + 1); stopped without saving, the last good checkpoint is kept"
+                        // Every rank sees the same reduced loss: stop together, one message.
+                        try stopTogether("loss became \(loss) at epoch \(epoch + 1) step \(step + 1); stopped without saving, the last good checkpoint is kept"
                                           + (summary.checkpoint.map { " (\($0))" } ?? ""))
                     }
                     let dt = now() - windowStart
@@ -184,8 +193,18 @@ public final class Trainer {
                       sum(m.query.params.values.ptr, m.query.params.count), sum(m.key.params.values.ptr, m.key.params.count)]
         let bad = try comm.checksumsAgree(values)
         if !bad.isEmpty {
-            throw ConfigError("consistency check failed at step \(step): queue, pointer or weights of rank(s) \(bad.map(String.init).joined(separator: ", ")) differ from rank 0")
+            // `bad` is the same on every rank: stop together with one message, no abort.
+            try stopTogether("consistency check failed at step \(step): queue, pointer or weights of rank(s) \(bad.map(String.init).joined(separator: ", ")) differ from rank 0")
         }
+    }
+
+    /// Stops every rank with the same error, for failures that all ranks detect identically
+    /// (from reduced values): an agreed error ends the job normally with one message, where a
+    /// plain throw on every rank would make each of them abort the job.
+    func stopTogether(_ message: String) throws -> Never {
+        let error = ConfigError(message)
+        try comm.agree(error)
+        throw error
     }
 
     func prepareOutput(resuming: Bool) throws {
@@ -222,6 +241,29 @@ public final class Trainer {
         guard s.isFinite else { return "?" }
         let t = Int(s.rounded())
         return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
+    }
+}
+
+/// Test hooks read from the environment, for exercising the failure paths of a distributed run
+/// (see docs/distributed.md). Unset variables change nothing.
+struct FaultInjection {
+    /// `MOCO_FAIL_AT=R:S`: rank R throws a local (not agreed) error just before global step S
+    /// (1-based), so the other ranks are left inside that step's collectives and the job must abort.
+    var failAt: (rank: Int, step: Int)?
+    /// `MOCO_PERTURB_QUEUE_AT=R:S`: rank R changes one entry of its queue after global step S, so
+    /// `--check-consistency` must catch the divergence.
+    var perturbQueueAt: (rank: Int, step: Int)?
+
+    static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> FaultInjection {
+        func parse(_ name: String) throws -> (rank: Int, step: Int)? {
+            guard let v = env[name], !v.isEmpty else { return nil }
+            let parts = v.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+            guard parts.count == 2, let r = parts[0], let s = parts[1], r >= 0, s >= 1 else {
+                throw ConfigError("\(name)='\(v)' must be RANK:STEP (rank >= 0, global step >= 1)")
+            }
+            return (r, s)
+        }
+        return FaultInjection(failAt: try parse("MOCO_FAIL_AT"), perturbQueueAt: try parse("MOCO_PERTURB_QUEUE_AT"))
     }
 }
 

@@ -1,0 +1,296 @@
+import XCTest
+import Foundation
+import MoCoTestSupport
+import SafeTensors
+
+/// `moco train` under mpirun: results independent of the number of ranks, identical state on
+/// every rank, resume with another world size, and failures that end the job instead of hanging
+/// it. One class, so XCTest runs these one after another (each job already uses both cores).
+///
+/// All runs use a tiny configuration (64 synthetic images, global batch 16: 4 steps per epoch,
+/// queue 48 so it wraps within the first epoch, 1 BLAS thread per rank).
+final class DistributedTrainingTests: XCTestCase {
+    static let timeout: Double = 120
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("moco-dist-\(getpid())-\(name.hashValue)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    // MARK: - Running moco
+
+    static let tiny = ["--data", "synthetic", "--train-subset", "64", "--batch-size", "16", "--queue-size", "48",
+                       "--knn-every", "0", "--threads", "1", "--log-every", "1", "--seed", "3"]
+
+    func out(_ name: String) -> String { tmp.appendingPathComponent(name).path }
+
+    private func executable() throws -> URL {
+        guard let exe = builtExecutable("moco") else {
+            XCTFail("the moco executable is not built (swift build)"); throw XCTSkip("no moco")
+        }
+        return exe
+    }
+
+    /// `moco train` with `ranks` processes under mpirun, or without mpirun when `ranks` is nil.
+    func train(ranks: Int?, _ args: [String], env extra: [String: String] = [:], expectSuccess: Bool = true,
+               file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+        let exe = try executable()
+        var env = mpiEnvironment
+        for (k, v) in extra { env[k] = v }
+        let result: ProcessResult
+        let shown: String
+        if let ranks {
+            guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+            let a = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none", exe.path, "train"] + args
+            shown = "mpirun " + a.joined(separator: " ")
+            result = try runProcess(mpirun, a, environment: env, timeout: Self.timeout)
+        } else {
+            shown = "moco train " + args.joined(separator: " ")
+            result = try runProcess(exe, ["train"] + args, environment: env, timeout: Self.timeout)
+        }
+        XCTAssertFalse(result.timedOut, "\(shown) killed after \(Self.timeout) s\n\(result.stdout)\n\(result.stderr)",
+                       file: file, line: line)
+        if expectSuccess {
+            XCTAssertEqual(result.status, 0, "\(shown)\nstdout:\n\(result.stdout)\nstderr:\n\(result.stderr)", file: file, line: line)
+        }
+        return result
+    }
+
+    // MARK: - Comparing checkpoints
+
+    /// Float tensors of a checkpoint by name (integer tensors converted), and its metadata.
+    func load(_ path: String) throws -> (tensors: [String: [Float]], metadata: [String: String]) {
+        let f = try SafeTensorsFile(path: path)
+        var t: [String: [Float]] = [:]
+        for n in f.names {
+            let info = try f.info(n)
+            t[n] = info.dtype == .f32 ? try f.floats(n) : try f.int64s(n).map(Float.init)
+        }
+        return (t, f.metadata)
+    }
+
+    /// BatchNorm running statistics: with split BN (one process) they are the average over the
+    /// splits, under mpirun rank 0 keeps those of its own shard, so they legitimately differ.
+    static func isBNBuffer(_ name: String) -> Bool {
+        name.hasSuffix(".running_mean") || name.hasSuffix(".running_var") || name.hasSuffix(".num_batches_tracked")
+    }
+
+    /// The largest difference of each compared tensor relative to that tensor's largest magnitude
+    /// (queue_ptr: absolute).
+    func relativeDifferences(_ a: [String: [Float]], _ b: [String: [Float]],
+                             file: StaticString = #filePath, line: UInt = #line) -> [String: Double] {
+        var d: [String: Double] = [:]
+        let names = a.keys.filter { !Self.isBNBuffer($0) }
+        XCTAssertEqual(Set(names), Set(b.keys.filter { !Self.isBNBuffer($0) }), "tensor names differ", file: file, line: line)
+        for n in names {
+            guard let x = a[n], let y = b[n], x.count == y.count else {
+                XCTFail("\(n): missing or of another size", file: file, line: line); continue
+            }
+            var maxDiff = 0.0, scale = 0.0
+            for (u, v) in zip(x, y) { maxDiff = max(maxDiff, Double(abs(u - v))); scale = max(scale, Double(abs(u))) }
+            d[n] = n == "queue_ptr" ? maxDiff : maxDiff / max(scale, 1e-12)
+        }
+        return d
+    }
+
+    /// Tolerance for "the same step" between runs that split the global batch differently.
+    ///
+    /// The runs compute the same function with different float32 reduction orders: a
+    /// convolution's weight gradient is one GEMM over all samples in one process and W partial
+    /// GEMMs summed by the allreduce under mpirun. After one step every tensor agrees to ~5e-6 of
+    /// its largest magnitude (measured); 1e-4 leaves a 20x margin, while BatchNorm over other
+    /// sample groups changes the step by > 1e-1 (checked below).
+    static let stepTolerance = 1e-4
+
+    /// Tolerance over several steps. Training this tiny configuration (BN over 4-8 samples,
+    /// lr 0.06) is chaotic at the rounding level: one process run twice with two OpenBLAS
+    /// kernels (OPENBLAS_CORETYPE=Sandybridge vs Haswell) differs after 4 steps by up to 0.5 of a
+    /// tensor's scale in SGD's momentum buffers and 0.1 in small BN parameters, while losses,
+    /// the queue and the weights as a whole (relative L2 norm) stay within ~3e-4. Multi-step
+    /// comparisons therefore use losses, the queue and whole-encoder norms at 1e-3.
+    static let runTolerance = 1e-3
+
+    func assertSameStep(_ a: String, _ b: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try load(a), y = try load(b)
+        XCTAssertEqual(x.metadata["epoch"], y.metadata["epoch"], file: file, line: line)
+        XCTAssertEqual(x.metadata["step"], y.metadata["step"], file: file, line: line)
+        let d = relativeDifferences(x.tensors, y.tensors, file: file, line: line)
+        XCTAssertTrue(d.keys.contains("queue") && d.keys.contains("encoder_q.conv1.weight")
+                      && d.keys.contains("encoder_k.fc.2.weight") && d.keys.contains("optimizer.momentum_buffer.conv1.weight"),
+                      file: file, line: line)
+        let worst = d.max { $0.value < $1.value }!
+        XCTAssertEqual(d["queue_ptr"], 0, "\(what): queue_ptr differs", file: file, line: line)
+        XCTAssertLessThanOrEqual(worst.value, Self.stepTolerance, "\(what): \(worst.key) differs by \(worst.value) (relative)",
+                                 file: file, line: line)
+        print("\(what): largest relative difference \(String(format: "%.2e", worst.value)) (\(worst.key))")
+    }
+
+    /// ||a - b|| / ||a|| over all tensors whose names start with `prefix` (BN buffers excluded).
+    func relativeNorm(_ a: [String: [Float]], _ b: [String: [Float]], prefix: String) -> Double {
+        var num = 0.0, den = 0.0
+        for (n, x) in a where n.hasPrefix(prefix) && !Self.isBNBuffer(n) {
+            guard let y = b[n], y.count == x.count else { return .infinity }
+            for (u, v) in zip(x, y) { num += Double(u - v) * Double(u - v); den += Double(u) * Double(u) }
+        }
+        return (num / max(den, 1e-30)).squareRoot()
+    }
+
+    func assertSameRun(_ a: String, _ b: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try load(a), y = try load(b)
+        XCTAssertEqual(x.metadata["epoch"], y.metadata["epoch"], file: file, line: line)
+        XCTAssertEqual(x.metadata["step"], y.metadata["step"], file: file, line: line)
+        XCTAssertEqual(x.tensors["queue_ptr"], y.tensors["queue_ptr"], "\(what): queue_ptr", file: file, line: line)
+        for prefix in ["encoder_q.", "encoder_k.", "queue"] {
+            let r = relativeNorm(x.tensors, y.tensors, prefix: prefix)
+            XCTAssertLessThanOrEqual(r, Self.runTolerance, "\(what): \(prefix) differs by \(r) (relative L2)", file: file, line: line)
+            print("\(what): \(prefix) relative L2 difference \(String(format: "%.2e", r))")
+        }
+    }
+
+    /// Losses logged to metrics.jsonl, in order.
+    func losses(_ dir: String) throws -> [Double] {
+        let text = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
+        return text.split(separator: "\n").compactMap { line -> Double? in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  o["type"] as? String == "train" else { return nil }
+            return o["loss"] as? Double
+        }
+    }
+
+    func assertSameLosses(_ a: String, _ b: String, count: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try losses(a), y = try losses(b)
+        XCTAssertEqual(x.count, count, "logged losses of \(a)", file: file, line: line)
+        XCTAssertEqual(x.count, y.count, file: file, line: line)
+        for (i, (u, v)) in zip(x, y).enumerated() {
+            XCTAssertLessThanOrEqual(abs(u - v) / abs(u), Self.runTolerance, "loss of step \(i + 1): \(u) vs \(v)", file: file, line: line)
+        }
+    }
+
+    // MARK: - Tests
+
+    /// W ranks against one process with `--bn-splits W` (BN over the same groups of samples,
+    /// shuffle by the same permutation): after one step, every parameter of both encoders, the
+    /// queue, its pointer, SGD's momentum (= the gradient) and the loss agree; over 4 steps the
+    /// losses agree.
+    func compareWithOneProcess(ranks w: Int) throws {
+        let one = Self.tiny + ["--epochs", "1", "--train-subset", "16", "--check-consistency", "1"]
+        _ = try train(ranks: nil, one + ["--bn-splits", "\(w)", "--out", out("single-\(w)")])
+        _ = try train(ranks: w, one + ["--out", out("mpi-\(w)")])
+        try assertSameStep(out("single-\(w)") + "/checkpoint_0001.safetensors", out("mpi-\(w)") + "/checkpoint_0001.safetensors",
+                           "\(w) ranks vs 1 process with --bn-splits \(w), 1 step")
+        try assertSameLosses(out("single-\(w)"), out("mpi-\(w)"), count: 1)
+        let four = Self.tiny + ["--epochs", "1", "--check-consistency", "2"]
+        _ = try train(ranks: nil, four + ["--bn-splits", "\(w)", "--out", out("single4-\(w)")])
+        _ = try train(ranks: w, four + ["--out", out("mpi4-\(w)")])
+        try assertSameLosses(out("single4-\(w)"), out("mpi4-\(w)"), count: 4)
+        try assertSameRun(out("single4-\(w)") + "/checkpoint_0001.safetensors", out("mpi4-\(w)") + "/checkpoint_0001.safetensors",
+                          "\(w) ranks vs 1 process with --bn-splits \(w), 4 steps")
+    }
+
+    func testTwoRanksMatchOneProcessWithBNSplits() throws {
+        try compareWithOneProcess(ranks: 2)
+        // The comparison can fail: against BatchNorm over groups of 4 instead of 8 samples.
+        _ = try train(ranks: nil, Self.tiny + ["--epochs", "1", "--train-subset", "16", "--bn-splits", "4", "--out", out("other")])
+        let x = try load(out("other") + "/checkpoint_0001.safetensors"), y = try load(out("mpi-2") + "/checkpoint_0001.safetensors")
+        let d = relativeDifferences(x.tensors, y.tensors)
+        XCTAssertGreaterThan(d.values.max()!, 100 * Self.stepTolerance, "other BN groups must change the step beyond the tolerance")
+    }
+
+    func testFourRanksMatchOneProcessWithBNSplits() throws {
+        try compareWithOneProcess(ranks: 4)
+    }
+
+    /// `--check-consistency 1` passes on 4 ranks over 8 steps, and stops a run whose rank 1 queue
+    /// was changed after step 3, naming the step and the rank.
+    func testConsistencyCheckPassesAndCatchesADivergentRank() throws {
+        let ok = try train(ranks: 4, Self.tiny + ["--epochs", "2", "--check-consistency", "1", "--out", out("ok")])
+        XCTAssertTrue(ok.stdout.contains("done: 2 epochs, 8 steps"), ok.stdout)
+
+        let bad = try train(ranks: 2, Self.tiny + ["--epochs", "2", "--check-consistency", "1", "--out", out("bad")],
+                            env: ["MOCO_PERTURB_QUEUE_AT": "1:3"], expectSuccess: false)
+        XCTAssertNotEqual(bad.status, 0, bad.stdout)
+        XCTAssertTrue(bad.stderr.contains("consistency check failed at step 3"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("rank(s) 1 differ from rank 0"), bad.stderr)
+        XCTAssertEqual(bad.stderr.components(separatedBy: "consistency check failed").count - 1, 1, "one message\n\(bad.stderr)")
+        XCTAssertFalse(bad.stderr.contains("MPI_ABORT"), "all ranks detect it: an agreed stop, not an abort\n\(bad.stderr)")
+        XCTAssertFalse(bad.stdout.contains("step 4/4"), "the run must stop at step 3\n\(bad.stdout)")
+    }
+
+    /// Stop after epoch 1 of 2 with one world size, resume with another: the run continues at
+    /// epoch 1 and ends where the uninterrupted run ends (queue, encoders and losses within
+    /// `runTolerance`). 32 images: 2 steps per epoch.
+    func testResumeWithADifferentWorldSize() throws {
+        let args = Self.tiny + ["--epochs", "2", "--train-subset", "32"]
+        _ = try train(ranks: nil, args + ["--bn-splits", "2", "--out", out("straight")])
+        // 2 ranks -> 1 process
+        _ = try train(ranks: 2, args + ["--stop-after", "1", "--out", out("a")])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out("a") + "/checkpoint_0001.safetensors"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out("a") + "/checkpoint_0002.safetensors"))
+        let r1 = try train(ranks: nil, args + ["--bn-splits", "2", "--resume", "auto", "--out", out("a")])
+        XCTAssertTrue(r1.stdout.contains("resumed at epoch 1 (step 2)"), r1.stdout)
+        XCTAssertFalse(r1.stdout.contains("epoch 1/2 step"), "epoch 1 must not be trained again\n\(r1.stdout)")
+        try assertSameRun(out("straight") + "/checkpoint_0002.safetensors", out("a") + "/checkpoint_0002.safetensors",
+                          "2 ranks, resumed on 1 process vs 1 process straight")
+        try assertSameLosses(out("straight"), out("a"), count: 4)
+        // 1 process -> 2 ranks
+        _ = try train(ranks: nil, args + ["--bn-splits", "2", "--stop-after", "1", "--out", out("b")])
+        let r2 = try train(ranks: 2, args + ["--resume", "auto", "--out", out("b")])
+        XCTAssertTrue(r2.stdout.contains("resumed at epoch 1 (step 2)"), r2.stdout)
+        try assertSameRun(out("straight") + "/checkpoint_0002.safetensors", out("b") + "/checkpoint_0002.safetensors",
+                          "1 process, resumed on 2 ranks vs 1 process straight")
+        try assertSameLosses(out("straight"), out("b"), count: 4)
+        let ck = try load(out("b") + "/checkpoint_0002.safetensors")
+        XCTAssertEqual(ck.metadata["epoch"], "2")
+        XCTAssertEqual(ck.metadata["world_size"], "2")
+    }
+
+    /// A local error on one rank (MOCO_FAIL_AT) while its peers are inside the step's collectives
+    /// ends the whole job with that rank's message; a configuration error every rank detects
+    /// (a global batch not divisible by the ranks) ends it with one message.
+    func testFailingRankAbortsTheJob() throws {
+        for (ranks, at) in [(2, "1:2"), (4, "0:3")] {
+            let r = try train(ranks: ranks, Self.tiny + ["--epochs", "1", "--out", out("fail-\(ranks)")],
+                              env: ["MOCO_FAIL_AT": at], expectSuccess: false)
+            let rank = at.split(separator: ":")[0], step = at.split(separator: ":")[1]
+            XCTAssertNotEqual(r.status, 0, r.stdout)
+            XCTAssertLessThan(r.seconds, Self.timeout / 2, "the job must abort promptly")
+            XCTAssertTrue(r.stderr.contains("rank \(rank): error: injected failure (MOCO_FAIL_AT) on rank \(rank) at step \(step)"),
+                          r.stderr)
+        }
+        let bad = try train(ranks: 2, Self.tiny + ["--batch-size", "15", "--out", out("odd")], expectSuccess: false)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertEqual(bad.stderr.components(separatedBy: "not divisible").count - 1, 1, "one message\n\(bad.stderr)")
+        XCTAssertTrue(bad.stderr.contains("--batch-size 15 (global) is not divisible by the 2 ranks"), bad.stderr)
+        XCTAssertFalse(bad.stderr.contains("MPI_ABORT"), "an agreed error ends the job normally\n\(bad.stderr)")
+    }
+
+    /// The simulated two-host cluster of launch/netns-cluster.sh (root and `ip` only).
+    func testNamespaceClusterRun() throws {
+        guard getuid() == 0 else { throw XCTSkip("network namespaces need root") }
+        guard let ip = findOnPath("ip") else { throw XCTSkip("iproute2 'ip' is not installed") }
+        guard findOnPath("mpirun") != nil else { throw XCTSkip("mpirun is not installed") }
+        // Can this sandbox create namespaces at all?
+        let probe = "moco-probe-\(getpid())"
+        let made = try runProcess(ip, ["netns", "add", probe], timeout: 10)
+        guard made.status == 0 else { throw XCTSkip("cannot create network namespaces here: \(made.stderr)") }
+        _ = try runProcess(ip, ["netns", "del", probe], timeout: 10)
+
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = root.appendingPathComponent("launch/netns-cluster.sh")
+        var env = mpiEnvironment
+        env["MOCO_NETNS_PREFIX"] = "moco-t\(getpid() % 100000)-"
+        let r = try runProcess(URL(fileURLWithPath: "/bin/bash"),
+                               [script.path, "-b", try executable().path, "--"] + Self.tiny + ["--epochs", "1", "--out", out("netns")],
+                               environment: env, timeout: Self.timeout)
+        XCTAssertFalse(r.timedOut, "\(r.stdout)\n\(r.stderr)")
+        XCTAssertEqual(r.status, 0, "stdout:\n\(r.stdout)\nstderr:\n\(r.stderr)")
+        XCTAssertTrue(r.stdout.contains("2 rank(s)"), r.stdout)
+        XCTAssertTrue(r.stderr.contains("netns agent: 10.99.0.2 -> namespace \(env["MOCO_NETNS_PREFIX"]!)1"),
+                      "rank 1 must be started through the agent in the second namespace\n\(r.stderr)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out("netns") + "/checkpoint_0001.safetensors"))
+        let left = try runProcess(ip, ["netns", "list"], timeout: 10)
+        XCTAssertFalse(left.stdout.contains(env["MOCO_NETNS_PREFIX"]!), "namespaces must be removed\n\(left.stdout)")
+    }
+}
