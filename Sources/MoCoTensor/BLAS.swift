@@ -30,8 +30,12 @@ public enum BLAS {
     }
 
     /// Threads OpenBLAS uses (set once at start-up: one per rank when ranks fill the cores).
+    /// Setting it also sets the engine's own workers (`Parallel.threads`).
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        set {
+            openblas_set_num_threads(Int32(newValue))
+            Parallel.threads = max(1, newValue)
+        }
     }
 }
