@@ -12,6 +12,8 @@ typealias F8 = SIMD8<Float>
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 {
     UnsafeRawPointer(p).loadUnaligned(as: F8.self)
 }
+/// max(v, 0) per lane (a select; the generic `pointwiseMax` is not inlined).
+@inline(__always) func relu8(_ v: F8) -> F8 { v.replacing(with: 0, where: v .< 0) }
 @inline(__always) func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
 }
@@ -67,10 +69,10 @@ func gradSums(_ x: UnsafePointer<Float>, _ dY: UnsafeMutablePointer<Float>, _ n:
 /// x: [n] -> y: [n],  y = s·x + b, then max(0, ·) when `relu`.
 @inline(__always)
 func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float, _ b: Float, relu: Bool) {
-    let sv = F8(repeating: s), bv = F8(repeating: b), zero = F8()
+    let sv = F8(repeating: s), bv = F8(repeating: b)
     var i = 0
     if relu {
-        while i + 8 <= n { store8(pointwiseMax(sv * load8(x + i) + bv, zero), y + i); i += 8 }
+        while i + 8 <= n { store8(relu8(sv * load8(x + i) + bv), y + i); i += 8 }
         while i < n { y[i] = max(0, s * x[i] + b); i += 1 }
     } else {
         while i + 8 <= n { store8(sv * load8(x + i) + bv, y + i); i += 8 }
@@ -104,18 +106,16 @@ func reluMask(_ dY: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n:
 /// a, b: [n] -> y: [n],  y = max(0, a + b)
 @inline(__always)
 func addReLU(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    let zero = F8()
     var i = 0
-    while i + 8 <= n { store8(pointwiseMax(load8(a + i) + load8(b + i), zero), y + i); i += 8 }
+    while i + 8 <= n { store8(relu8(load8(a + i) + load8(b + i)), y + i); i += 8 }
     while i < n { y[i] = max(0, a[i] + b[i]); i += 1 }
 }
 
 /// x: [n] -> y: [n],  y = max(0, x)
 @inline(__always)
 func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    let zero = F8()
     var i = 0
-    while i + 8 <= n { store8(pointwiseMax(load8(x + i), zero), y + i); i += 8 }
+    while i + 8 <= n { store8(relu8(load8(x + i)), y + i); i += 8 }
     while i < n { y[i] = max(0, x[i]); i += 1 }
 }
 
