@@ -58,12 +58,30 @@ public final class BatchNorm2d {
         numBatchesTracked = 0
     }
 
-    public func plan(batch n: Int, spatial hw: Int, backward: Bool) {
-        if y.count != channels * n * hw { y = FloatBuffer(count: channels * n * hw) }
-        if backward && dX.count != channels * n * hw { dX = FloatBuffer(count: channels * n * hw) }
-        if !backward { dX = FloatBuffer(count: 0) }
+    /// Plans for `n` samples of `hw` values per channel.
+    /// - output: a buffer (at least C·n·hw floats) to write y into instead of an own one, e.g.
+    ///   the input itself (in place) when no backward needs x, or a buffer shared with the
+    ///   layer that consumes y.
+    /// - gradient: a buffer (at least C·n·hw floats) for dX, e.g. scratch shared across blocks.
+    public func plan(batch n: Int, spatial hw: Int, backward: Bool,
+                     output: FloatBuffer? = nil, gradient: FloatBuffer? = nil) {
+        let size = channels * n * hw
+        if let output {
+            precondition(output.count >= size, "\(name): output buffer too small")
+            y = output; ownsY = false
+        } else if !ownsY || y.count != size {
+            y = FloatBuffer(count: size); ownsY = true
+        }
+        if backward, let gradient {
+            precondition(gradient.count >= size, "\(name): gradient buffer too small")
+            dX = gradient; ownsDX = false
+        } else if backward && (!ownsDX || dX.count != size) {
+            dX = FloatBuffer(count: size); ownsDX = true
+        }
+        if !backward { dX = FloatBuffer(count: 0); ownsDX = true }
         batch = n; spatial = hw
     }
+    private var ownsY = true, ownsDX = true
 
     /// x: [C, N, H, W] -> y: [C, N, H, W]
     ///

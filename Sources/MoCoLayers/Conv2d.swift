@@ -35,6 +35,7 @@ public final class Conv2d {
     /// Workers the workspace was planned for.
     private var plannedWorkers = 1
     private var input: UnsafePointer<Float>?
+    private var ownsDX = true
 
     public init(_ name: String, params: ParameterStore, workspace: Workspace,
                 inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
@@ -56,7 +57,10 @@ public final class Conv2d {
 
     /// Allocates outputs for a batch of `n` inputs of `h` x `w` and returns the output size.
     @discardableResult
-    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool) -> (h: Int, w: Int) {
+    /// `gradient`: a buffer (at least C·n·h·w floats) for dX instead of an own one, e.g.
+    /// scratch shared across blocks (only the first C·n·h·w floats are meaningful).
+    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool,
+                     gradient: FloatBuffer? = nil) -> (h: Int, w: Int) {
         geometry = ConvGeometry(channels: inChannels, height: h, width: w, kernel: kernel, stride: stride, padding: padding)
         let ho = geometry.outHeight, wo = geometry.outWidth
         precondition(ho > 0 && wo > 0, "\(name): input \(h)x\(w) too small for kernel \(kernel)")
@@ -64,8 +68,13 @@ public final class Conv2d {
             y = FloatBuffer(count: outChannels * n * ho * wo)
         }
         let needDX = backward && needsInputGrad
-        if needDX && dX.count != inChannels * n * h * w { dX = FloatBuffer(count: inChannels * n * h * w) }
-        if !needDX { dX = FloatBuffer(count: 0) }
+        if needDX, let gradient {
+            precondition(gradient.count >= inChannels * n * h * w, "\(name): gradient buffer too small")
+            dX = gradient; ownsDX = false
+        } else if needDX && (!ownsDX || dX.count != inChannels * n * h * w) {
+            dX = FloatBuffer(count: inChannels * n * h * w); ownsDX = true
+        }
+        if !needDX { dX = FloatBuffer(count: 0); ownsDX = true }
         batch = n
         if !isPointwise {
             plannedWorkers = max(1, min(Parallel.threads, n))

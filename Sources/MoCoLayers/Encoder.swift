@@ -28,6 +28,7 @@ public final class Encoder {
     private var plannedBackward = false
     private var input = FloatBuffer(count: 0)
     private var mapSize = (h: 0, w: 0)
+    private var gradientSlots: [FloatBuffer] = []
 
     /// All BatchNorm layers in forward order.
     public let batchNorms: [BatchNorm2d]
@@ -84,8 +85,30 @@ public final class Encoder {
         precondition(!backward || params.withGradients, "plan(backward:) on an encoder without gradients")
         input = FloatBuffer(count: n * inChannels * h * w)
         var (ch, cw) = conv1.plan(batch: n, height: h, width: w, backward: backward)
-        bn1.plan(batch: n, spatial: ch * cw, backward: backward)
-        for b in blocks { (ch, cw) = b.plan(batch: n, height: ch, width: cw, backward: backward) }
+        // Gradients of the blocks live in 2 + 5 buffers shared by all blocks (block i's dX in
+        // output slot i % 2, its internal gradients in the scratch slots), each as large as the
+        // largest activation (the stem's output or a block's input).
+        var largest = architecture.stemWidth * n * ch * cw
+        var (sh, sw) = (ch, cw)
+        for b in blocks {
+            let ho = (sh + 2 - 3) / b.conv1.stride + 1, wo = (sw + 2 - 3) / b.conv1.stride + 1
+            largest = max(largest, b.conv1.inChannels * n * sh * sw, b.conv1.outChannels * n * ho * wo)
+            (sh, sw) = (ho, wo)
+        }
+        if backward {
+            gradientSlots = (0..<7).map { i in
+                i < gradientSlots.count && gradientSlots[i].count == largest ? gradientSlots[i] : FloatBuffer(count: largest)
+            }
+        } else {
+            gradientSlots = []
+        }
+        bn1.plan(batch: n, spatial: ch * cw, backward: backward, output: backward ? nil : conv1.y,
+                 gradient: backward ? gradientSlots[2] : nil)
+        for (i, b) in blocks.enumerated() {
+            let slots = backward ? BasicBlock.GradientSlots(output: gradientSlots[i % 2], scratch: Array(gradientSlots[2...]))
+                                 : nil
+            (ch, cw) = b.plan(batch: n, height: ch, width: cw, backward: backward, slots: slots)
+        }
         pool.plan(channels: featureDim, batch: n, spatial: ch * cw, backward: backward)
         fc?.plan(batch: n, backward: backward)
         fc0?.plan(batch: n, backward: backward)

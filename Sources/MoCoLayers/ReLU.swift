@@ -36,10 +36,18 @@ public final class AddReLU {
     public private(set) var y = FloatBuffer(count: 0)
     public init() {}
 
-    public func plan(count n: Int) {
-        if y.count != n { y = FloatBuffer(count: n) }
+    /// `output`: a buffer (at least n floats) to write y into, e.g. the first summand's own
+    /// buffer when it is not needed afterwards (the sum is then computed in place).
+    public func plan(count n: Int, output: FloatBuffer? = nil) {
+        if let output {
+            precondition(output.count >= n, "AddReLU: output buffer too small")
+            y = output; ownsY = false
+        } else if !ownsY || y.count != n {
+            y = FloatBuffer(count: n); ownsY = true
+        }
         count = n
     }
+    private var ownsY = true
 
     /// a: [n], b: [n] -> y: [n]
     public func forward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
