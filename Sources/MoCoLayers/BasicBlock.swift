@@ -49,13 +49,17 @@ public final class BasicBlock {
     ///  - without backward (a key encoder) both BatchNorms and the sum run in place in the
     ///    convolution outputs;
     ///  - with `slots`, gradients go to buffers shared by all blocks of an encoder.
+    ///  - with `activations` (forward only: three buffers, none of them the block's input),
+    ///    conv1, conv2 and the downsample convolution write into them; conv2's is the output.
     @discardableResult
     public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool,
-                     slots: GradientSlots? = nil) -> (h: Int, w: Int) {
+                     slots: GradientSlots? = nil, activations: [FloatBuffer]? = nil) -> (h: Int, w: Int) {
         let sc = slots?.scratch
-        let (ho, wo) = conv1.plan(batch: n, height: h, width: w, backward: backward, gradient: slots?.output)
+        let act = backward ? nil : activations
+        let (ho, wo) = conv1.plan(batch: n, height: h, width: w, backward: backward, gradient: slots?.output,
+                                  output: act?[0])
         bn1.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? nil : conv1.y, gradient: sc?[2])
-        conv2.plan(batch: n, height: ho, width: wo, backward: backward, gradient: sc?[1])
+        conv2.plan(batch: n, height: ho, width: wo, backward: backward, gradient: sc?[1], output: act?[1])
         let size = conv2.outChannels * n * ho * wo
         if backward {
             add.plan(count: size)
@@ -64,7 +68,7 @@ public final class BasicBlock {
             bn2.plan(batch: n, spatial: ho * wo, backward: false, output: conv2.y)
             add.plan(count: size, output: conv2.y)
         }
-        downsampleConv?.plan(batch: n, height: h, width: w, backward: backward, gradient: sc?[4])
+        downsampleConv?.plan(batch: n, height: h, width: w, backward: backward, gradient: sc?[4], output: act?[2])
         if let dc = downsampleConv {
             downsampleBN?.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? nil : dc.y,
                                gradient: sc?[3])

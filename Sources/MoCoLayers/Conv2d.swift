@@ -35,7 +35,7 @@ public final class Conv2d {
     /// Workers the workspace was planned for.
     private var plannedWorkers = 1
     private var input: UnsafePointer<Float>?
-    private var ownsDX = true
+    private var ownsDX = true, ownsY = true
 
     public init(_ name: String, params: ParameterStore, workspace: Workspace,
                 inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
@@ -59,13 +59,18 @@ public final class Conv2d {
     @discardableResult
     /// `gradient`: a buffer (at least C·n·h·w floats) for dX instead of an own one, e.g.
     /// scratch shared across blocks (only the first C·n·h·w floats are meaningful).
+    /// `output`: a buffer (at least K·n·Ho·Wo floats) for y instead of an own one, e.g. an
+    /// activation buffer shared across the blocks of a forward-only encoder.
     public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool,
-                     gradient: FloatBuffer? = nil) -> (h: Int, w: Int) {
+                     gradient: FloatBuffer? = nil, output: FloatBuffer? = nil) -> (h: Int, w: Int) {
         geometry = ConvGeometry(channels: inChannels, height: h, width: w, kernel: kernel, stride: stride, padding: padding)
         let ho = geometry.outHeight, wo = geometry.outWidth
         precondition(ho > 0 && wo > 0, "\(name): input \(h)x\(w) too small for kernel \(kernel)")
-        if batch != n || y.count != outChannels * n * ho * wo {
-            y = FloatBuffer(count: outChannels * n * ho * wo)
+        if let output {
+            precondition(output.count >= outChannels * n * ho * wo, "\(name): output buffer too small")
+            y = output; ownsY = false
+        } else if !ownsY || y.count != outChannels * n * ho * wo {
+            y = FloatBuffer(count: outChannels * n * ho * wo); ownsY = true
         }
         let needDX = backward && needsInputGrad
         if needDX, let gradient {
