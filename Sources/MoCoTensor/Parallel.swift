@@ -15,8 +15,14 @@ public enum Parallel {
     /// Calls `body(t)` for t in 0..<parts on up to `parts` threads and waits for all.
     /// BLAS runs single-threaded inside the region (each worker calls it on its own slice)
     /// and gets its thread count back afterwards.
+    /// True while a region runs (set and cleared by the thread that starts regions, before
+    /// its workers start and after they finish); nested calls run inline.
+    nonisolated(unsafe) public private(set) static var inRegion = false
+
     public static func run(_ parts: Int, _ body: (Int) -> Void) {
-        if parts <= 1 { body(0); return }
+        if parts <= 1 || inRegion { for t in 0..<max(1, parts) { body(t) }; return }
+        inRegion = true
+        defer { inRegion = false }
         let blas = Int(openblas_get_num_threads())
         if blas != 1 { openblas_set_num_threads(1) }
         withoutActuallyEscaping(body) { b in

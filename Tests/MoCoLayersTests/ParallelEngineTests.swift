@@ -66,4 +66,29 @@ final class ParallelEngineTests: XCTestCase {
                      analytic: params.grads.array, loss: loss, rng: &rng)
         }
     }
+
+    /// BLAS.sgemm split over 2 workers (rows or columns of C, every transpose) against the
+    /// single call. Each element is the same single-threaded OpenBLAS dot product either way,
+    /// so the tolerance only covers a possibly different k-blocking: 1e-5 relative.
+    func testSplitSgemmMatchesSingleCall() {
+        var rng = Xoshiro(seed: 4)
+        for (m, n, k) in [(200, 37, 150), (30, 300, 160), (129, 129, 70)] {
+            for tA in [false, true] {
+                for tB in [false, true] {
+                    let a = randomBuffer(m * k, &rng), b = randomBuffer(k * n, &rng)
+                    let c1 = randomBuffer(m * n, &rng), c2 = FloatBuffer(c1.array)
+                    let lda = tA ? m : k, ldb = tB ? k : n
+                    Parallel.threads = 1
+                    BLAS.sgemm(transA: tA, transB: tB, m: m, n: n, k: k, alpha: 0.5, a: a.ptr, lda: lda, b: b.ptr, ldb: ldb,
+                               beta: 0.25, c: c1.ptr, ldc: n)
+                    Parallel.threads = 2
+                    BLAS.sgemm(transA: tA, transB: tB, m: m, n: n, k: k, alpha: 0.5, a: a.ptr, lda: lda, b: b.ptr, ldb: ldb,
+                               beta: 0.25, c: c2.ptr, ldc: n)
+                    for i in 0..<(m * n) {
+                        XCTAssertEqual(c1.ptr[i], c2.ptr[i], accuracy: 1e-5 * (1 + abs(c1.ptr[i])), "\(m)x\(n)x\(k) \(tA) \(tB)")
+                    }
+                }
+            }
+        }
+    }
 }
