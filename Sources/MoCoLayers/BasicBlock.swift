@@ -33,15 +33,46 @@ public final class BasicBlock {
     /// Gradient with respect to the block's input (valid after `backward`).
     public var dX: FloatBuffer { conv1.dX }
 
+    /// Shared gradient buffers for the backward pass of a chain of blocks (see `plan`).
+    public struct GradientSlots {
+        /// dX of the block (the next block's dY in the backward pass).
+        public var output: FloatBuffer
+        /// Scratch used only inside this block's backward: dX of bn2, conv2, bn1, downsample BN
+        /// and downsample conv.
+        public var scratch: [FloatBuffer]
+        public init(output: FloatBuffer, scratch: [FloatBuffer]) { self.output = output; self.scratch = scratch }
+    }
+
+    /// Plans every buffer. Memory reuse:
+    ///  - bn2 writes y straight into the block output, and the residual sum + ReLU runs in place
+    ///    there (bn2's backward needs only its input);
+    ///  - without backward (a key encoder) both BatchNorms and the sum run in place in the
+    ///    convolution outputs;
+    ///  - with `slots`, gradients go to buffers shared by all blocks of an encoder.
+    ///  - with `activations` (forward only: three buffers, none of them the block's input),
+    ///    conv1, conv2 and the downsample convolution write into them; conv2's is the output.
     @discardableResult
-    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool) -> (h: Int, w: Int) {
-        let (ho, wo) = conv1.plan(batch: n, height: h, width: w, backward: backward)
-        bn1.plan(batch: n, spatial: ho * wo, backward: backward)
-        conv2.plan(batch: n, height: ho, width: wo, backward: backward)
-        bn2.plan(batch: n, spatial: ho * wo, backward: backward)
-        downsampleConv?.plan(batch: n, height: h, width: w, backward: backward)
-        downsampleBN?.plan(batch: n, spatial: ho * wo, backward: backward)
-        add.plan(count: conv2.outChannels * n * ho * wo)
+    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool,
+                     slots: GradientSlots? = nil, activations: [FloatBuffer]? = nil) -> (h: Int, w: Int) {
+        let sc = slots?.scratch
+        let act = backward ? nil : activations
+        let (ho, wo) = conv1.plan(batch: n, height: h, width: w, backward: backward, gradient: slots?.output,
+                                  output: act?[0])
+        bn1.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? nil : conv1.y, gradient: sc?[2])
+        conv2.plan(batch: n, height: ho, width: wo, backward: backward, gradient: sc?[1], output: act?[1])
+        let size = conv2.outChannels * n * ho * wo
+        if backward {
+            add.plan(count: size)
+            bn2.plan(batch: n, spatial: ho * wo, backward: true, output: add.y, gradient: sc?[0])
+        } else {
+            bn2.plan(batch: n, spatial: ho * wo, backward: false, output: conv2.y)
+            add.plan(count: size, output: conv2.y)
+        }
+        downsampleConv?.plan(batch: n, height: h, width: w, backward: backward, gradient: sc?[4], output: act?[2])
+        if let dc = downsampleConv {
+            downsampleBN?.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? nil : dc.y,
+                               gradient: sc?[3])
+        }
         inputCount = conv1.inChannels * n * h * w
         return (ho, wo)
     }
@@ -56,7 +87,7 @@ public final class BasicBlock {
         if let dc = downsampleConv, let db = downsampleBN {
             dc.forward(x)
             db.forward(dc.y.ptr, training: training)
-            add.forward(bn2.y.ptr, db.y.ptr)
+            add.forward(bn2.y.ptr, db.y.ptr)   // in place: bn2.y is add.y
         } else {
             add.forward(bn2.y.ptr, x)
         }

@@ -58,60 +58,105 @@ public final class BatchNorm2d {
         numBatchesTracked = 0
     }
 
-    public func plan(batch n: Int, spatial hw: Int, backward: Bool) {
-        if y.count != channels * n * hw { y = FloatBuffer(count: channels * n * hw) }
-        if backward && dX.count != channels * n * hw { dX = FloatBuffer(count: channels * n * hw) }
-        if !backward { dX = FloatBuffer(count: 0) }
+    /// Plans for `n` samples of `hw` values per channel.
+    /// - output: a buffer (at least C·n·hw floats) to write y into instead of an own one, e.g.
+    ///   the input itself (in place) when no backward needs x, or a buffer shared with the
+    ///   layer that consumes y.
+    /// - gradient: a buffer (at least C·n·hw floats) for dX, e.g. scratch shared across blocks.
+    public func plan(batch n: Int, spatial hw: Int, backward: Bool,
+                     output: FloatBuffer? = nil, gradient: FloatBuffer? = nil) {
+        let size = channels * n * hw
+        if let output {
+            precondition(output.count >= size, "\(name): output buffer too small")
+            y = output; ownsY = false
+        } else if !ownsY || y.count != size {
+            y = FloatBuffer(count: size); ownsY = true
+        }
+        if backward, let gradient {
+            precondition(gradient.count >= size, "\(name): gradient buffer too small")
+            dX = gradient; ownsDX = false
+        } else if backward && (!ownsDX || dX.count != size) {
+            dX = FloatBuffer(count: size); ownsDX = true
+        }
+        if !backward { dX = FloatBuffer(count: 0); ownsDX = true }
         batch = n; spatial = hw
     }
+    private var ownsY = true, ownsDX = true
 
     /// x: [C, N, H, W] -> y: [C, N, H, W]
+    ///
+    /// Channels are split over `Parallel.threads` workers; each channel's statistics are
+    /// computed by one worker, so the result does not depend on the thread count. Without a
+    /// reducer a worker normalises each channel right after its statistics (while it is in cache).
     public func forward(_ x: UnsafePointer<Float>, training: Bool) {
         input = x
         trainedForward = training
-        let L = batch * spatial
+        let L = batch * spatial, C = channels
         let gamma = params.value(weightOffset), beta = params.value(biasOffset)
         let rm = buffers.value(meanOffset), rv = buffers.value(varOffset)
+        let yp = y.ptr, relu = fusedReLU, eps = self.eps
         if !training {
-            for c in 0..<channels {
-                let s = gamma[c] / (rv[c] + eps).squareRoot()
-                let b = beta[c] - rm[c] * s
-                affine(x + c * L, y.ptr + c * L, L, s, b)
+            Parallel.forRanges(C) { r in
+                for c in r {
+                    let s = gamma[c] / (rv[c] + eps).squareRoot()
+                    affine(x + c * L, yp + c * L, L, s, beta[c] - rm[c] * s, relu: relu)
+                }
             }
             return
         }
         let S = splits
         precondition(batch % S == 0, "\(name): batch \(batch) not divisible by \(S) BN splits")
         let M = L / S
-        if mean.count != channels * S { mean = .init(repeating: 0, count: channels * S); invStd = mean }
-        if stat.count != 2 * channels * S { stat = .init(repeating: 0, count: 2 * channels * S) }
-        stat.withUnsafeMutableBufferPointer { st in
-            for c in 0..<channels {
-                for s in 0..<S {
-                    let (sum, sq) = sums(x + c * L + s * M, M)
-                    st[2 * (c * S + s)] = sum
-                    st[2 * (c * S + s) + 1] = sq
+        if mean.count != C * S { mean = .init(repeating: 0, count: C * S); invStd = mean }
+        if stat.count != 2 * C * S { stat = .init(repeating: 0, count: 2 * C * S) }
+        let workers = reducer?.workers ?? 1
+        let count = Double(M * workers)
+        let fuse = reducer == nil
+        mean.withUnsafeMutableBufferPointer { meanB in
+        invStd.withUnsafeMutableBufferPointer { invB in
+        stat.withUnsafeMutableBufferPointer { stB in
+            let st = stB.baseAddress!, mp = meanB.baseAddress!, ip = invB.baseAddress!
+            // Mean and 1/σ of (c, s) from the sums; normalise when `apply`.
+            func finish(_ c: Int, _ s: Int, apply: Bool) {
+                let j = c * S + s
+                let m = st[2 * j] / count
+                let v = max(0, st[2 * j + 1] / count - m * m)
+                mp[j] = m
+                ip[j] = 1 / (v + Double(eps)).squareRoot()
+                if apply {
+                    let sc = Double(gamma[c]) * ip[j]
+                    affine(x + c * L + s * M, yp + c * L + s * M, M, Float(sc), Float(Double(beta[c]) - m * sc), relu: relu)
                 }
             }
-            let workers = reducer?.workers ?? 1
-            reducer?.sumAcrossWorkers(st.baseAddress!, count: st.count)
-            let count = Double(M * workers)
-            for c in 0..<channels {
+            Parallel.forRanges(C) { r in
+                for c in r {
+                    for s in 0..<S {
+                        let (sum, sq) = sums(x + c * L + s * M, M)
+                        st[2 * (c * S + s)] = sum
+                        st[2 * (c * S + s) + 1] = sq
+                        if fuse { finish(c, s, apply: true) }
+                    }
+                }
+            }
+            if !fuse {
+                reducer?.sumAcrossWorkers(st, count: stB.count)
+                Parallel.forRanges(C) { r in for c in r { for s in 0..<S { finish(c, s, apply: true) } } }
+            }
+            let mom = momentum
+            for c in 0..<C {
                 var meanSum = 0.0, varSum = 0.0
                 for s in 0..<S {
-                    let m = st[2 * (c * S + s)] / count
-                    let v = max(0, st[2 * (c * S + s) + 1] / count - m * m)
-                    mean[c * S + s] = m
-                    invStd[c * S + s] = 1 / (v + Double(eps)).squareRoot()
+                    let j = c * S + s
+                    let m = mp[j]
+                    let v = max(0, st[2 * j + 1] / count - m * m)
                     meanSum += m
                     varSum += count > 1 ? v * count / (count - 1) : v
-                    let sc = Double(gamma[c]) * invStd[c * S + s]
-                    affine(x + c * L + s * M, y.ptr + c * L + s * M, M, Float(sc), Float(Double(beta[c]) - m * sc))
                 }
-                let mom = momentum
                 rm[c] = (1 - mom) * rm[c] + mom * Float(meanSum / Double(S))
                 rv[c] = (1 - mom) * rv[c] + mom * Float(varSum / Double(S))
             }
+        }
+        }
         }
         numBatchesTracked += 1
     }
@@ -120,94 +165,55 @@ public final class BatchNorm2d {
     public func backward(_ dY: UnsafeMutablePointer<Float>) {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
         precondition(trainedForward, "\(name): backward needs a training-mode forward")
-        let L = batch * spatial, S = splits, M = L / S
+        let L = batch * spatial, S = splits, M = L / S, C = channels
         let gamma = params.value(weightOffset)
         let dGamma = params.grad(weightOffset), dBeta = params.grad(biasOffset)
-        if fusedReLU { reluMask(dY, y.ptr, channels * L) }
-        stat.withUnsafeMutableBufferPointer { st in
-            for c in 0..<channels {
-                for s in 0..<S {
-                    let (sdy, sdyx) = gradSums(x + c * L + s * M, dY + c * L + s * M, M,
-                                               mean[c * S + s], invStd[c * S + s])
-                    st[2 * (c * S + s)] = sdy
-                    st[2 * (c * S + s) + 1] = sdyx
+        let yRelu: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(y.ptr) : nil
+        let workers = reducer?.workers ?? 1
+        let count = Double(M * workers)
+        let fuse = reducer == nil
+        let dXp = dX.ptr
+        mean.withUnsafeBufferPointer { meanB in
+        invStd.withUnsafeBufferPointer { invB in
+        stat.withUnsafeMutableBufferPointer { stB in
+            let st = stB.baseAddress!, mp = meanB.baseAddress!, ip = invB.baseAddress!
+            // dX of (c, s) from the (reduced) sums.
+            func apply(_ c: Int, _ s: Int) {
+                let j = c * S + s
+                let sdy = st[2 * j], sdyx = st[2 * j + 1]
+                let m = mp[j], inv = ip[j]
+                let k = Double(gamma[c]) * inv
+                // dX = k*dY - k/count*sdy - k/count*sdyx * (x - m)*inv
+                let a = Float(k), b = Float(-k * sdy / count + k * sdyx / count * m * inv)
+                let cx = Float(-k * sdyx / count * inv)
+                let o = c * L + s * M
+                affine2(dY + o, x + o, dXp + o, M, a, b, cx)
+            }
+            Parallel.forRanges(C) { r in
+                for c in r {
+                    for s in 0..<S {
+                        let j = c * S + s
+                        let o = c * L + s * M
+                        let (sdy, sdyx) = gradSums(x + o, dY + o, M, mp[j], ip[j],
+                                                   reluOutput: yRelu.map { $0 + o })
+                        st[2 * j] = sdy
+                        st[2 * j + 1] = sdyx
+                    }
+                    // Parameter gradients use this worker's sums: averaging gradients across
+                    // workers then gives the gradient of the global loss.
+                    var gSum = 0.0, bSum = 0.0
+                    for s in 0..<S { bSum += st[2 * (c * S + s)]; gSum += st[2 * (c * S + s) + 1] }
+                    dGamma[c] = Float(gSum)
+                    dBeta[c] = Float(bSum)
+                    if fuse { for s in 0..<S { apply(c, s) } }
                 }
             }
-            // Parameter gradients use this worker's sums: averaging gradients across workers
-            // then gives the gradient of the global loss.
-            for c in 0..<channels {
-                var gSum = 0.0, bSum = 0.0
-                for s in 0..<S { bSum += st[2 * (c * S + s)]; gSum += st[2 * (c * S + s) + 1] }
-                dGamma[c] = Float(gSum)
-                dBeta[c] = Float(bSum)
-            }
-            let workers = reducer?.workers ?? 1
-            reducer?.sumAcrossWorkers(st.baseAddress!, count: st.count)
-            let count = Double(M * workers)
-            for c in 0..<channels {
-                for s in 0..<S {
-                    let sdy = st[2 * (c * S + s)], sdyx = st[2 * (c * S + s) + 1]
-                    let m = mean[c * S + s], inv = invStd[c * S + s]
-                    let k = Double(gamma[c]) * inv
-                    // dX = k*dY - k/count*sdy - k/count*sdyx * (x - m)*inv
-                    let a = Float(k), b = Float(-k * sdy / count + k * sdyx / count * m * inv)
-                    let cx = Float(-k * sdyx / count * inv)
-                    let xs = x + c * L + s * M, dys = dY + c * L + s * M, dxs = dX.ptr + c * L + s * M
-                    for i in 0..<M { dxs[i] = a * dys[i] + b + cx * xs[i] }
-                }
+            if !fuse {
+                reducer?.sumAcrossWorkers(st, count: stB.count)
+                Parallel.forRanges(C) { r in for c in r { for s in 0..<S { apply(c, s) } } }
             }
         }
-    }
-}
-
-/// y[i] = s * x[i] + b over n values.
-@inline(__always)
-func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float, _ b: Float) {
-    for i in 0..<n { y[i] = s * x[i] + b }
-}
-
-extension BatchNorm2d {
-    /// y = max(0, y) after the affine step when fused.
-    @inline(__always) func affine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ s: Float, _ b: Float) {
-        if fusedReLU {
-            for i in 0..<n { y[i] = max(0, s * x[i] + b) }
-        } else {
-            for i in 0..<n { y[i] = s * x[i] + b }
+        }
         }
     }
-}
-
-/// (Σx, Σx²) in Double, accumulated in 8 Float lanes of blocks of 256 then folded into Double.
-@inline(__always)
-func sums(_ x: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
-    var s = 0.0, q = 0.0
-    var i = 0
-    while i < n {
-        let end = min(n, i + 256)
-        var bs: Float = 0, bq: Float = 0
-        while i < end { let v = x[i]; bs += v; bq += v * v; i += 1 }
-        s += Double(bs); q += Double(bq)
-    }
-    return (s, q)
-}
-
-/// (Σ dY, Σ dY·x̂) with x̂ = (x − mean)·invStd, accumulated as in `sums`.
-@inline(__always)
-func gradSums(_ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>, _ n: Int, _ mean: Double, _ invStd: Double) -> (Double, Double) {
-    var s = 0.0, q = 0.0
-    let m = Float(mean)
-    var i = 0
-    while i < n {
-        let end = min(n, i + 256)
-        var bs: Float = 0, bq: Float = 0
-        while i < end { let d = dY[i]; bs += d; bq += d * (x[i] - m); i += 1 }
-        s += Double(bs); q += Double(bq)
-    }
-    return (s, q * invStd)
-}
-
-/// dY[i] = 0 where the ReLU output y[i] is 0.
-@inline(__always)
-func reluMask(_ dY: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) {
-    for i in 0..<n where y[i] <= 0 { dY[i] = 0 }
 }

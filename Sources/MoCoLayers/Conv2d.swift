@@ -1,10 +1,20 @@
+import Foundation
 import MoCoTensor
 
 /// 2-D convolution without bias (as in torchvision's ResNets), on channel-major activations.
 ///
 /// Forward, per chunk of samples:  y[K, n*HoWo] = w[K, C*k*k] @ im2col(x)[C*k*k, n*HoWo]
-/// Backward:  dW[K, C*k*k] += dY[K, chunk] @ cols^T,  dcols = w^T @ dY[K, chunk],  dX += col2im(dcols)
+/// Backward:  dW[K, C*k*k] += dY[K, chunk] @ cols^T, and
+///  - stride 1: dX is the convolution of dY with the flipped, transposed kernel
+///    wT[C, K, k, k] = w[K, C, k-1-i, k-1-j] and padding k-1-p (the adjoint of a stride-1
+///    convolution), so dX[C, chunk] = wT[C, K*k*k] @ im2col(dY) is written directly;
+///  - otherwise: dcols = w^T @ dY[K, chunk],  dX += col2im(dcols).
 /// A 1x1 stride-1 convolution skips im2col: y[K, N*HW] = w[K, C] @ x[C, N*HW].
+///
+/// Parallelism: the batch is cut into `Parallel.threads` contiguous sample ranges; each worker
+/// runs im2col and single-threaded sgemm on its own range and its own slice of the workspace.
+/// The weight gradient of worker t > 0 goes to a partial buffer; the partials are added in
+/// worker order afterwards, so dW is reproducible bit for bit for a given thread count.
 public final class Conv2d {
     public let name: String
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -18,8 +28,14 @@ public final class Conv2d {
     public private(set) var geometry = ConvGeometry(channels: 0, height: 0, width: 0, kernel: 1, stride: 1, padding: 0)
     public private(set) var y = FloatBuffer(count: 0)
     public private(set) var dX = FloatBuffer(count: 0)
+    /// Samples per im2col chunk of one worker.
     private var chunk = 1
+    /// Floats of one worker's slice of the workspace (columns).
+    private var sliceFloats = 0
+    /// Workers the workspace was planned for.
+    private var plannedWorkers = 1
     private var input: UnsafePointer<Float>?
+    private var ownsDX = true, ownsY = true
 
     public init(_ name: String, params: ParameterStore, workspace: Workspace,
                 inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
@@ -31,28 +47,63 @@ public final class Conv2d {
     }
 
     var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
+    /// dX as a convolution of dY (stride 1, padding at most k - 1).
+    var transposedBackward: Bool { stride == 1 && padding <= kernel - 1 && !isPointwise }
+    /// Geometry of the dX convolution over dY: [K, N, Ho, Wo] -> [C, N, H, W].
+    var adjointGeometry: ConvGeometry {
+        ConvGeometry(channels: outChannels, height: geometry.outHeight, width: geometry.outWidth,
+                     kernel: kernel, stride: 1, padding: kernel - 1 - padding)
+    }
 
     /// Allocates outputs for a batch of `n` inputs of `h` x `w` and returns the output size.
     @discardableResult
-    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool) -> (h: Int, w: Int) {
+    /// `gradient`: a buffer (at least C·n·h·w floats) for dX instead of an own one, e.g.
+    /// scratch shared across blocks (only the first C·n·h·w floats are meaningful).
+    /// `output`: a buffer (at least K·n·Ho·Wo floats) for y instead of an own one, e.g. an
+    /// activation buffer shared across the blocks of a forward-only encoder.
+    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool,
+                     gradient: FloatBuffer? = nil, output: FloatBuffer? = nil) -> (h: Int, w: Int) {
         geometry = ConvGeometry(channels: inChannels, height: h, width: w, kernel: kernel, stride: stride, padding: padding)
         let ho = geometry.outHeight, wo = geometry.outWidth
         precondition(ho > 0 && wo > 0, "\(name): input \(h)x\(w) too small for kernel \(kernel)")
-        if batch != n || y.count != outChannels * n * ho * wo {
-            y = FloatBuffer(count: outChannels * n * ho * wo)
+        if let output {
+            precondition(output.count >= outChannels * n * ho * wo, "\(name): output buffer too small")
+            y = output; ownsY = false
+        } else if !ownsY || y.count != outChannels * n * ho * wo {
+            y = FloatBuffer(count: outChannels * n * ho * wo); ownsY = true
         }
         let needDX = backward && needsInputGrad
-        if needDX && dX.count != inChannels * n * h * w { dX = FloatBuffer(count: inChannels * n * h * w) }
-        if !needDX { dX = FloatBuffer(count: 0) }
+        if needDX, let gradient {
+            precondition(gradient.count >= inChannels * n * h * w, "\(name): gradient buffer too small")
+            dX = gradient; ownsDX = false
+        } else if needDX && (!ownsDX || dX.count != inChannels * n * h * w) {
+            dX = FloatBuffer(count: inChannels * n * h * w); ownsDX = true
+        }
+        if !needDX { dX = FloatBuffer(count: 0); ownsDX = true }
         batch = n
         if !isPointwise {
-            chunk = max(1, min(n, im2colChunkFloats / max(1, geometry.rows * ho * wo)))
-            workspace.reserve(geometry.rows * chunk * ho * wo)
+            plannedWorkers = max(1, min(Parallel.threads, n))
+            // Rows of the columns: im2col(x) and, for the adjoint convolution, im2col(dY).
+            let rows = max(geometry.rows, needDX && transposedBackward ? outChannels * kernel * kernel : 0)
+            let perSample = rows * max(ho * wo, needDX && transposedBackward ? h * w : 0)
+            let perWorker = (n + plannedWorkers - 1) / plannedWorkers
+            chunk = max(1, min(perWorker, im2colChunkFloats / max(1, perSample)))
+            sliceFloats = (chunk * perSample + 15) & ~15
+            var total = plannedWorkers * sliceFloats
+            if backward {
+                // Partial dW of workers 1..<T, and the flipped kernel for the adjoint convolution.
+                let wCount = (outChannels * geometry.rows + 15) & ~15
+                total += (plannedWorkers - 1) * wCount + (needDX && transposedBackward ? wCount : 0)
+            }
+            workspace.reserve(total)
         }
         return (ho, wo)
     }
 
-    /// x: [C, N, H, W] -> y: [K, N, Ho, Wo]
+    /// Workers for this call: the planned count unless `Parallel.threads` was lowered since.
+    private var workers: Int { max(1, min(plannedWorkers, Parallel.threads)) }
+
+    /// x: [C, N, H, W], w: [K, C, k, k] -> y: [K, N, Ho, Wo]
     public func forward(_ x: UnsafePointer<Float>) {
         input = x
         let w = UnsafePointer(params.value(weightOffset))
@@ -62,18 +113,24 @@ public final class Conv2d {
             BLAS.sgemm(m: outChannels, n: ldy, k: inChannels, a: w, lda: inChannels, b: x, ldb: ldy, c: y.ptr, ldc: ldy)
             return
         }
-        let rows = geometry.rows, cols = workspace.ptr
-        var n0 = 0
-        while n0 < batch {
-            let nb = min(chunk, batch - n0)
-            im2col(x, batch: batch, first: n0, count: nb, geometry: geometry, cols: cols)
-            BLAS.sgemm(m: outChannels, n: nb * hoWo, k: rows, a: w, lda: rows, b: cols, ldb: nb * hoWo,
-                       c: y.ptr + n0 * hoWo, ldc: ldy)
-            n0 += nb
+        let rows = geometry.rows, g = geometry, N = batch, K = outChannels, chunk = self.chunk
+        let ws = workspace.ptr, slice = sliceFloats, yp = y.ptr
+        let T = workers
+        Parallel.run(T) { t in
+            let cols = ws + t * slice
+            let range = Parallel.partition(N, parts: T, t)
+            var n0 = range.lowerBound
+            while n0 < range.upperBound {
+                let nb = min(chunk, range.upperBound - n0)
+                im2col(x, batch: N, first: n0, count: nb, geometry: g, cols: cols)
+                BLAS.sgemm(m: K, n: nb * hoWo, k: rows, a: w, lda: rows, b: cols, ldb: nb * hoWo,
+                           c: yp + n0 * hoWo, ldc: ldy)
+                n0 += nb
+            }
         }
     }
 
-    /// dY: [K, N, Ho, Wo] -> dW (written, not accumulated) and dX: [C, N, H, W]
+    /// dY: [K, N, Ho, Wo] -> dW: [K, C, k, k] (written, not accumulated) and dX: [C, N, H, W]
     public func backward(_ dY: UnsafePointer<Float>) {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
         let w = UnsafePointer(params.value(weightOffset))
@@ -91,20 +148,55 @@ public final class Conv2d {
             }
             return
         }
-        let rows = geometry.rows, cols = workspace.ptr
-        if needDX { dX.zero() }
-        var n0 = 0
-        while n0 < batch {
-            let nb = min(chunk, batch - n0)
-            im2col(x, batch: batch, first: n0, count: nb, geometry: geometry, cols: cols)
-            BLAS.sgemm(transB: true, m: outChannels, n: rows, k: nb * hoWo, a: dY + n0 * hoWo, lda: ldy,
-                       b: cols, ldb: nb * hoWo, beta: n0 == 0 ? 0 : 1, c: dW, ldc: rows)
-            if needDX {
-                BLAS.sgemm(transA: true, m: rows, n: nb * hoWo, k: outChannels, a: w, lda: rows,
-                           b: dY + n0 * hoWo, ldb: ldy, c: cols, ldc: nb * hoWo)
-                col2im(cols, batch: batch, first: n0, count: nb, geometry: geometry, dX: dX.ptr)
+        let rows = geometry.rows, g = geometry, N = batch, K = outChannels, C = inChannels, chunk = self.chunk
+        let HW = g.height * g.width, ldx = N * HW
+        let kk = kernel * kernel
+        let T = workers, slice = sliceFloats
+        let ws = workspace.ptr
+        let wCount = (K * rows + 15) & ~15
+        let partials = ws + plannedWorkers * slice
+        let adjoint = needDX && transposedBackward
+        let wT = partials + (plannedWorkers - 1) * wCount
+        let ag = adjointGeometry
+        let dXp = needDX ? dX.ptr : ws   // unused when !needDX
+        if adjoint {
+            // wT[c, (k*kh + i)*kw + j] = w[k, c, kh-1-i, kw-1-j]
+            for k in 0..<K {
+                for c in 0..<C {
+                    let src = w + (k * C + c) * kk, dst = wT + (c * K + k) * kk
+                    for e in 0..<kk { dst[e] = src[kk - 1 - e] }
+                }
             }
-            n0 += nb
         }
+        Parallel.run(T) { t in
+            let cols = ws + t * slice
+            let dWt = t == 0 ? dW : partials + (t - 1) * wCount
+            let range = Parallel.partition(N, parts: T, t)
+            if needDX && !adjoint {
+                for c in 0..<C { (dXp + c * ldx + range.lowerBound * HW).update(repeating: 0, count: range.count * HW) }
+            }
+            var n0 = range.lowerBound
+            var first = true
+            while n0 < range.upperBound {
+                let nb = min(chunk, range.upperBound - n0)
+                im2col(x, batch: N, first: n0, count: nb, geometry: g, cols: cols)
+                BLAS.sgemm(transB: true, m: K, n: rows, k: nb * hoWo, a: dY + n0 * hoWo, lda: ldy,
+                           b: cols, ldb: nb * hoWo, beta: first ? 0 : 1, c: dWt, ldc: rows)
+                first = false
+                if adjoint {
+                    im2col(dY, batch: N, first: n0, count: nb, geometry: ag, cols: cols)
+                    BLAS.sgemm(m: C, n: nb * HW, k: K * kk, a: wT, lda: K * kk, b: cols, ldb: nb * HW,
+                               c: dXp + n0 * HW, ldc: ldx)
+                } else if needDX {
+                    BLAS.sgemm(transA: true, m: rows, n: nb * hoWo, k: K, a: w, lda: rows,
+                               b: dY + n0 * hoWo, ldb: ldy, c: cols, ldc: nb * hoWo)
+                    col2im(cols, batch: N, first: n0, count: nb, geometry: g, dX: dXp)
+                }
+                n0 += nb
+            }
+            if first { dWt.update(repeating: 0, count: K * rows) }
+        }
+        // Partial weight gradients, added in worker order.
+        for t in 1..<max(1, T) { BLAS.axpy(n: K * rows, alpha: 1, x: partials + (t - 1) * wCount, y: dW) }
     }
 }

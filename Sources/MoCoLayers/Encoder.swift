@@ -28,6 +28,8 @@ public final class Encoder {
     private var plannedBackward = false
     private var input = FloatBuffer(count: 0)
     private var mapSize = (h: 0, w: 0)
+    private var gradientSlots: [FloatBuffer] = []
+    private var activationSlots: [FloatBuffer] = []
 
     /// All BatchNorm layers in forward order.
     public let batchNorms: [BatchNorm2d]
@@ -83,9 +85,48 @@ public final class Encoder {
         if n == batch && h == height && w == width && backward == plannedBackward { return }
         precondition(!backward || params.withGradients, "plan(backward:) on an encoder without gradients")
         input = FloatBuffer(count: n * inChannels * h * w)
-        var (ch, cw) = conv1.plan(batch: n, height: h, width: w, backward: backward)
-        bn1.plan(batch: n, spatial: ch * cw, backward: backward)
-        for b in blocks { (ch, cw) = b.plan(batch: n, height: ch, width: cw, backward: backward) }
+        // Gradients of the blocks live in 2 + 5 buffers shared by all blocks (block i's dX in
+        // output slot i % 2, its internal gradients in the scratch slots), each as large as the
+        // largest activation (the stem's output or a block's input).
+        var largest = architecture.stemWidth * n * h * w   // the stem is a 3x3 stride-1 'same' conv
+        var (sh, sw) = (h, w)
+        for b in blocks {
+            let ho = (sh + 2 - 3) / b.conv1.stride + 1, wo = (sw + 2 - 3) / b.conv1.stride + 1
+            largest = max(largest, b.conv1.inChannels * n * sh * sw, b.conv1.outChannels * n * ho * wo)
+            (sh, sw) = (ho, wo)
+        }
+        // Forward only: every activation lives in 4 buffers shared by all blocks (a block reads
+        // its input from one and writes conv1, conv2 (its output) and the downsample into the
+        // other three), each as large as the largest activation.
+        if !backward {
+            activationSlots = (0..<4).map { i in
+                i < activationSlots.count && activationSlots[i].count == largest ? activationSlots[i]
+                    : FloatBuffer(count: largest)
+            }
+        } else {
+            activationSlots = []
+        }
+        var (ch, cw) = conv1.plan(batch: n, height: h, width: w, backward: backward,
+                                  output: backward ? nil : activationSlots[0])
+        if backward {
+            gradientSlots = (0..<7).map { i in
+                i < gradientSlots.count && gradientSlots[i].count == largest ? gradientSlots[i] : FloatBuffer(count: largest)
+            }
+        } else {
+            gradientSlots = []
+        }
+        bn1.plan(batch: n, spatial: ch * cw, backward: backward, output: backward ? nil : conv1.y,
+                 gradient: backward ? gradientSlots[2] : nil)
+        var current = 0   // activation slot holding the block input (forward only)
+        for (i, b) in blocks.enumerated() {
+            let slots = backward ? BasicBlock.GradientSlots(output: gradientSlots[i % 2], scratch: Array(gradientSlots[2...]))
+                                 : nil
+            // The three slots other than the input's, the second of which becomes the output.
+            let free = (0..<4).filter { $0 != current }
+            let acts = backward ? nil : free.map { activationSlots[$0] }
+            (ch, cw) = b.plan(batch: n, height: ch, width: cw, backward: backward, slots: slots, activations: acts)
+            if !backward { current = free[1] }
+        }
         pool.plan(channels: featureDim, batch: n, spatial: ch * cw, backward: backward)
         fc?.plan(batch: n, backward: backward)
         fc0?.plan(batch: n, backward: backward)

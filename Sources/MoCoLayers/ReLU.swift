@@ -16,13 +16,16 @@ public final class ReLU {
     /// x: [n] -> y: [n]
     public func forward(_ x: UnsafePointer<Float>) {
         let y = self.y.ptr
-        for i in 0..<count { y[i] = max(0, x[i]) }
+        parallelElementwise(count) { o, n in relu(x + o, y + o, n) }
     }
 
     /// dY: [n] -> dX: [n]
     public func backward(_ dY: UnsafePointer<Float>) {
         let y = self.y.ptr, dX = self.dX.ptr
-        for i in 0..<count { dX[i] = y[i] > 0 ? dY[i] : 0 }
+        parallelElementwise(count) { o, n in
+            (dX + o).update(from: dY + o, count: n)
+            reluMask(dX + o, y + o, n)
+        }
     }
 }
 
@@ -33,19 +36,28 @@ public final class AddReLU {
     public private(set) var y = FloatBuffer(count: 0)
     public init() {}
 
-    public func plan(count n: Int) {
-        if y.count != n { y = FloatBuffer(count: n) }
+    /// `output`: a buffer (at least n floats) to write y into, e.g. the first summand's own
+    /// buffer when it is not needed afterwards (the sum is then computed in place).
+    public func plan(count n: Int, output: FloatBuffer? = nil) {
+        if let output {
+            precondition(output.count >= n, "AddReLU: output buffer too small")
+            y = output; ownsY = false
+        } else if !ownsY || y.count != n {
+            y = FloatBuffer(count: n); ownsY = true
+        }
         count = n
     }
+    private var ownsY = true
 
     /// a: [n], b: [n] -> y: [n]
     public func forward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
         let y = self.y.ptr
-        for i in 0..<count { y[i] = max(0, a[i] + b[i]) }
+        parallelElementwise(count) { o, n in addReLU(a + o, b + o, y + o, n) }
     }
 
     /// dY: [n] -> dZ: [n], in place (dY is masked).
     public func backward(_ dY: UnsafeMutablePointer<Float>) {
-        reluMask(dY, y.ptr, count)
+        let y = self.y.ptr
+        parallelElementwise(count) { o, n in reluMask(dY + o, y + o, n) }
     }
 }

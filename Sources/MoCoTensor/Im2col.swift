@@ -20,6 +20,10 @@ public func im2col(_ x: UnsafePointer<Float>, batch N: Int, first n0: Int, count
                    geometry g: ConvGeometry, cols: UnsafeMutablePointer<Float>) {
     let H = g.height, W = g.width, Ho = g.outHeight, Wo = g.outWidth
     let k = g.kernel, s = g.stride, p = g.padding
+    if s == 1 && Ho == H && Wo == W {
+        im2colSame(x, batch: N, first: n0, count: nb, geometry: g, cols: cols)
+        return
+    }
     let ldc = nb * Ho * Wo
     for c in 0..<g.channels {
         let xc = x + (c * N + n0) * H * W
@@ -47,6 +51,54 @@ public func im2col(_ x: UnsafePointer<Float>, batch N: Int, first n0: Int, count
                         } else {
                             var ow = owLo
                             while ow < owHi { dst[ow] = src[ow * s]; ow += 1 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// im2col for a stride-1 "same" convolution (Ho = H, Wo = W, 2p = k - 1):
+/// x: [C, N, H, W] (samples n0..<n0+nb) -> cols: [C*k*k, nb*H*W].
+///
+/// Row (c, i, j) of one sample is the sample's map shifted by d = (i-p)*W + (j-p) in flat index,
+/// so it is one contiguous copy; the rows above/below the image and the columns that wrapped
+/// around a row edge are then zeroed.
+func im2colSame(_ x: UnsafePointer<Float>, batch N: Int, first n0: Int, count nb: Int,
+                geometry g: ConvGeometry, cols: UnsafeMutablePointer<Float>) {
+    let H = g.height, W = g.width, HW = H * W
+    let k = g.kernel, p = g.padding
+    let ldc = nb * HW
+    for c in 0..<g.channels {
+        let xc = x + (c * N + n0) * HW
+        for i in 0..<k {
+            let di = i - p
+            // Valid output rows: 0 <= oh + di < H.
+            let ohLo = max(0, -di), ohHi = min(H, H - di)
+            for j in 0..<k {
+                let dj = j - p
+                let owLo = max(0, -dj), owHi = min(W, W - dj)
+                let row = cols + ((c * k + i) * k + j) * ldc
+                let d = di * W + dj
+                for n in 0..<nb {
+                    let src = xc + n * HW, dst = row + n * HW
+                    if ohLo >= ohHi || owLo >= owHi { dst.update(repeating: 0, count: HW); continue }
+                    let lo = ohLo * W, hi = ohHi * W
+                    if lo > 0 { dst.update(repeating: 0, count: lo) }
+                    if hi < HW { (dst + hi).update(repeating: 0, count: HW - hi) }
+                    // Copy [lo + owLo, hi - (W - owHi)) so the source stays inside the sample.
+                    let a = lo + owLo, b = hi - (W - owHi)
+                    (dst + a).update(from: src + a + d, count: b - a)
+                    if owLo > 0 || owHi < W {
+                        var r = ohLo
+                        while r < ohHi {
+                            let line = dst + r * W
+                            var q = 0
+                            while q < owLo { line[q] = 0; q += 1 }
+                            q = owHi
+                            while q < W { line[q] = 0; q += 1 }
+                            r += 1
                         }
                     }
                 }

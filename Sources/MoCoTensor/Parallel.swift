@@ -1,0 +1,56 @@
+import Foundation
+import CBLAS
+
+/// Fork-join parallelism for the engine's non-BLAS work, with a fixed partition of the work.
+///
+/// `Parallel.threads` is the number of workers of a region (set together with the BLAS threads
+/// through `BLAS.threads`). Work is always split by `partition(_:parts:)`, which depends only on
+/// the size and the thread count, and every reduction is either per-index (one worker computes
+/// it alone) or combined afterwards in worker order, so results are bitwise reproducible for a
+/// given thread count.
+public enum Parallel {
+    /// Workers per region (1: run inline on the caller).
+    nonisolated(unsafe) public static var threads = 1
+
+    /// Calls `body(t)` for t in 0..<parts on up to `parts` threads and waits for all.
+    /// BLAS runs single-threaded inside the region (each worker calls it on its own slice)
+    /// and gets its thread count back afterwards.
+    /// True while a region runs (set and cleared by the thread that starts regions, before
+    /// its workers start and after they finish); nested calls run inline.
+    nonisolated(unsafe) public private(set) static var inRegion = false
+
+    public static func run(_ parts: Int, _ body: (Int) -> Void) {
+        if parts <= 1 || inRegion { for t in 0..<max(1, parts) { body(t) }; return }
+        inRegion = true
+        defer { inRegion = false }
+        let blas = Int(openblas_get_num_threads())
+        if blas != 1 { openblas_set_num_threads(1) }
+        withoutActuallyEscaping(body) { b in
+            // The workers only run while this call waits, and each touches its own slice.
+            let work = UncheckedSendable(b)
+            DispatchQueue.concurrentPerform(iterations: parts) { t in work.value(t) }
+        }
+        if blas != 1 { openblas_set_num_threads(Int32(blas)) }
+    }
+
+    /// The `t`-th of `parts` contiguous, nearly equal ranges of 0..<n.
+    @inline(__always)
+    public static func partition(_ n: Int, parts: Int, _ t: Int) -> Range<Int> {
+        let lo = n * t / parts, hi = n * (t + 1) / parts
+        return lo..<hi
+    }
+
+    /// Runs `body(range)` over `threads` contiguous ranges of 0..<n (inline when n is small:
+    /// fewer than `minimum` items per worker).
+    public static func forRanges(_ n: Int, minimum: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = max(1, min(threads, n / max(1, minimum)))
+        if parts == 1 { body(0..<n); return }
+        run(parts) { t in body(partition(n, parts: parts, t)) }
+    }
+}
+
+/// A value handed to the workers of one region (which finish before the region returns).
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,94 @@
+import XCTest
+import MoCoTensor
+@testable import MoCoLayers
+
+/// The engine's own workers (`Parallel.threads`): the batch-split convolutions, the
+/// channel-split BatchNorm and the elementwise kernels must agree with the single-threaded
+/// engine (whose gradients the finite-difference tests check) and be bitwise reproducible.
+final class ParallelEngineTests: XCTestCase {
+    override func tearDown() { Parallel.threads = 1 }
+
+    /// Forward + backward of a whole ResNet-20 encoder; returns (projection, gradients).
+    func run(threads: Int, batch n: Int = 6) -> ([Float], [Float]) {
+        Parallel.threads = threads
+        let e = Encoder(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 16)
+        e.initialize(seed: 5)
+        e.plan(batch: n, height: 12, width: 12, backward: true)
+        var rng = Xoshiro(seed: 9)
+        let x = randomBuffer(n * 144, &rng), dP = randomBuffer(n * 16, &rng)
+        e.forward(x.ptr, training: true)
+        let proj = array(e.projection, n * 16)
+        e.backward(dP.ptr)
+        return (proj, e.params.grads.array)
+    }
+
+    func testTwoWorkersMatchOneAndAreReproducible() {
+        let (p1, g1) = run(threads: 1)
+        let (p2, g2) = run(threads: 2)
+        let (p2b, g2b) = run(threads: 2)
+        // Same thread count: bitwise identical.
+        XCTAssertEqual(p2, p2b)
+        XCTAssertEqual(g2, g2b)
+        // Forward: nothing is reduced across workers, but OpenBLAS may block a 1-thread GEMM
+        // over a shorter N differently from the 2-thread one, so outputs differ by Float
+        // rounding only (~1e-7 relative per layer, 20 layers deep): 1e-5 of the scale.
+        var worstP: Float = 0
+        for i in 0..<p1.count { worstP = max(worstP, abs(p1[i] - p2[i])) }
+        XCTAssertLessThan(worstP, 1e-5 * p1.map { abs($0) }.max()!)
+        // Weight gradients: the two workers' partial sums over samples are added at the end
+        // instead of accumulated in one GEMM, a different Float summation order; relative error
+        // of a few hundred Float roundings of the largest gradient is enough (1e-4 of the scale).
+        let scale = g1.map { abs($0) }.max()!
+        var worst: Float = 0
+        for i in 0..<g1.count { worst = max(worst, abs(g1[i] - g2[i])) }
+        XCTAssertLessThan(worst, 1e-4 * scale)
+    }
+
+    /// The 2-worker convolution against the definition, strided and not, odd batch.
+    func testConvTwoWorkersGradients() {
+        Parallel.threads = 2
+        for (k, s) in [(3, 1), (3, 2), (1, 2)] {
+            var rng = Xoshiro(seed: UInt64(10 * k + s))
+            let params = ParameterStore(), ws = Workspace()
+            let conv = Conv2d("c", params: params, workspace: ws, inChannels: 3, outChannels: 4, kernel: k, stride: s,
+                              padding: k / 2)
+            params.finalize()
+            for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
+            let n = 5, h = 6, w = 5
+            let (ho, wo) = conv.plan(batch: n, height: h, width: w, backward: true)
+            let x = randomBuffer(3 * n * h * w, &rng), r = randomBuffer(4 * n * ho * wo, &rng)
+            conv.forward(x.ptr)
+            conv.backward(r.ptr)
+            let loss = { () -> Double in conv.forward(x.ptr); return dot(r, conv.y.ptr) }
+            let gc = GradCheck()
+            gc.check("2 workers conv\(k) s\(s) dX", p: x.ptr, count: x.count, analytic: conv.dX.array, loss: loss, rng: &rng)
+            gc.check("2 workers conv\(k) s\(s) dW", p: params.values.ptr, count: params.count,
+                     analytic: params.grads.array, loss: loss, rng: &rng)
+        }
+    }
+
+    /// BLAS.sgemm split over 2 workers (rows or columns of C, every transpose) against the
+    /// single call. Each element is the same single-threaded OpenBLAS dot product either way,
+    /// so the tolerance only covers a possibly different k-blocking: 1e-5 relative.
+    func testSplitSgemmMatchesSingleCall() {
+        var rng = Xoshiro(seed: 4)
+        for (m, n, k) in [(200, 37, 150), (30, 300, 160), (129, 129, 70)] {
+            for tA in [false, true] {
+                for tB in [false, true] {
+                    let a = randomBuffer(m * k, &rng), b = randomBuffer(k * n, &rng)
+                    let c1 = randomBuffer(m * n, &rng), c2 = FloatBuffer(c1.array)
+                    let lda = tA ? m : k, ldb = tB ? k : n
+                    Parallel.threads = 1
+                    BLAS.sgemm(transA: tA, transB: tB, m: m, n: n, k: k, alpha: 0.5, a: a.ptr, lda: lda, b: b.ptr, ldb: ldb,
+                               beta: 0.25, c: c1.ptr, ldc: n)
+                    Parallel.threads = 2
+                    BLAS.sgemm(transA: tA, transB: tB, m: m, n: n, k: k, alpha: 0.5, a: a.ptr, lda: lda, b: b.ptr, ldb: ldb,
+                               beta: 0.25, c: c2.ptr, ldc: n)
+                    for i in 0..<(m * n) {
+                        XCTAssertEqual(c1.ptr[i], c2.ptr[i], accuracy: 1e-5 * (1 + abs(c1.ptr[i])), "\(m)x\(n)x\(k) \(tA) \(tB)")
+                    }
+                }
+            }
+        }
+    }
+}
