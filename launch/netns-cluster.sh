@@ -3,10 +3,13 @@
 # MoCo training run across it over TCP -- the multi-host code path (remote daemon launch, TCP
 # out-of-band and byte-transfer layers, no shared memory between the ranks) without a second host.
 #
-#   sudo launch/netns-cluster.sh [-b BINARY] [-k] [--] [moco train arguments...]
+#   sudo launch/netns-cluster.sh [-b BINARY] [-k] [-m 'SUBCOMMAND'] [--] [moco arguments...]
 #
 #   -b BINARY  the moco executable (default .build/release/moco)
 #   -k         keep the working folder (hostfile, agent, logs) and print its path
+#   -m WORDS   the moco subcommand (default 'train'); any other, e.g. -m 'bench comm', runs
+#              without `--threads 1` and the training defaults below (used by launch/scaling.sh)
+# Environment: MPIRUN_ARGS, extra mpirun arguments (word-split), e.g. '--report-bindings'.
 #
 # What it builds (needs root and iproute2's `ip`):
 #   namespace ${prefix}0  -- veth --  namespace ${prefix}1      (prefix: $MOCO_NETNS_PREFIX, default moco-h)
@@ -22,14 +25,16 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 bin="${MOCO_BIN:-$root/.build/release/moco}"
 keep=0
+subcommand=train
 while [ $# -gt 0 ]; do
   case "$1" in
     -b|--binary) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }; bin="$2"; shift 2 ;;
     -k|--keep) keep=1; shift ;;
+    -m|--moco-command) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }; subcommand="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
     *) break ;;
@@ -109,12 +114,22 @@ mpi=(--allow-run-as-root --hostfile "$work/hostfile" -np 2 --map-by node
      --mca plm_rsh_agent "$work/agent.sh"
      --mca pml ob1 --mca btl tcp,self
      --mca btl_tcp_if_include "$subnet" --mca oob_tcp_if_include "$subnet"
-     -x OMPI_MCA_pml=ob1 -x OPENBLAS_NUM_THREADS=1)
-cmd=(ip netns exec "$ns0" mpirun "${mpi[@]}" "$bin" train --threads 1 "${defaults[@]}" "$@")
+     -x OMPI_MCA_pml=ob1 -x OPENBLAS_NUM_THREADS=1
+     --bind-to none)
+# Both "hosts" share this machine's cores: with Open MPI's default binding each daemon binds its
+# only rank to core 0, so both ranks time-share one core (measured: 4 ms per 1 KiB allreduce
+# instead of 20 us). Unbound, the kernel spreads them over the cores.
+# shellcheck disable=SC2206
+extra=(${MPIRUN_ARGS:-})
+# shellcheck disable=SC2206
+sub=($subcommand)
+threads=(--threads 1)
+[ "$subcommand" = train ] || { defaults=(); threads=(); }
+cmd=(ip netns exec "$ns0" mpirun "${mpi[@]}" "${extra[@]}" "$bin" "${sub[@]}" "${threads[@]}" "${defaults[@]}" "$@")
 echo "+ ${cmd[*]}" >&2
 set +e
 "${cmd[@]}"
 status=$?
 set -e
-if [ "$status" = 0 ]; then echo "netns cluster run finished" >&2; else echo "error: the training across the namespaces failed (status $status)" >&2; fi
+if [ "$status" = 0 ]; then echo "netns cluster run finished" >&2; else echo "error: moco $subcommand across the namespaces failed (status $status)" >&2; fi
 exit "$status"
