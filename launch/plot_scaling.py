@@ -95,9 +95,10 @@ def markdown(rows, cores):
     for r in rows:
         where = r["placement"] + (f" (oversubscribed, {cores} cores)" if r["oversubscribed"] == "yes" else "")
         eff = "" if r["efficiency"] == "" else f"{100 * r['efficiency']:.0f}%"
+        sent = "– (1 rank)" if r["ranks"] == 1 else f"{r['bytes_per_step']:,}"
         lines.append(f"| {r['mode']} | {where} | {r['ranks']} | {r['global_batch']} | {r['images_per_s']:.1f} "
                      f"| {r['step_ms']:.0f} ({r['step_ms_all_runs']}) | {r['allreduce_wait_ms']:.1f} "
-                     f"| {r['bytes_per_step']:,} | {eff} |")
+                     f"| {sent} | {eff} |")
     return "\n".join(lines) + "\n"
 
 
@@ -150,6 +151,7 @@ def cmd_plot(a):
         ax1.set_title(f"{title}\nglobal batch {', '.join(map(str, gb))}", fontsize=9)
         ax1.set_xlabel("ranks (1 core, 1 BLAS thread each)")
         ax1.set_ylabel("images/s")
+        ax1.set_ylim(bottom=0)
         ax2.set_title("efficiency (grey ring: oversubscribed)" if any(r["oversubscribed"] == "yes" for r in sel)
                       else "efficiency", fontsize=9)
         ax2.set_xlabel("ranks")
