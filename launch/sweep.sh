@@ -5,7 +5,7 @@
 #
 #   bash launch/sweep.sh [--epochs N] [--subset N] [--out DIR]
 #
-# Each variant is one line of `moco train` flags below; add lines to extend the sweep.
+# Each variant is one line of `moco train` flags below (or MOCO_SWEEP_VARIANTS='name|flags;...').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=5 subset=0 out="runs/sweep-$(date +%Y%m%d-%H%M%S)"
@@ -26,9 +26,8 @@ variants=(
   "T=0.1|--moco-t 0.1"
   "crop-min=0.4|--crop-min-scale 0.4"
   "no-blur|--blur-prob 0"
-  "lr=0.12|--lr 0.12"
-  "symmetric|--symmetric"
 )
+[ -n "${MOCO_SWEEP_VARIANTS:-}" ] && IFS=';' read -r -a variants <<< "$MOCO_SWEEP_VARIANTS"
 printf '| variant | flags | kNN top-1 (%%) after %s epochs | minutes |\n|---|---|---:|---:|\n' "$epochs"
 for v in "${variants[@]}"; do
   name=${v%%|*} flags=${v#*|}
