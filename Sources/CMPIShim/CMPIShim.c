@@ -6,6 +6,10 @@ int moco_wait(MPI_Request *request) {
     return MPI_Wait(request, MPI_STATUS_IGNORE);
 }
 
+int moco_test(MPI_Request *request, int *flag) {
+    return MPI_Test(request, flag, MPI_STATUS_IGNORE);
+}
+
 int moco_is_active(void) {
     int initialized = 0, finalized = 0;
     // MPI_Initialized and MPI_Finalized may be called at any time (MPI 3.1 §8.7).

@@ -184,6 +184,8 @@ public final class MoCoModel {
             var startError: Error?
             let bucket = hyper.bucketFloats
             let onReady: ((Int) -> Void)? = W == 1 ? nil : { offset in
+                // Give MPI a chance to progress the buckets already started (no progress thread).
+                for r in requests where !r.isComplete { _ = try? r.test() }
                 guard startError == nil, pendingEnd - offset >= bucket || offset == 0 else { return }
                 do { requests.append(try self.comm.iallreduce(grads + offset, count: pendingEnd - offset, op: .sum)) }
                 catch { startError = error }

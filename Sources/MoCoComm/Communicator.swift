@@ -3,8 +3,12 @@ public protocol CommRequest: AnyObject {
     /// Blocks until the operation is complete; afterwards its buffer may be read and reused.
     /// Calling it again is a no-op (a completed request is inactive, MPI 3.1 §3.7.3).
     func wait() throws
-    /// True once `wait()` has returned successfully.
+    /// True once `wait()` (or a `test()` that returned true) has completed the request.
     var isComplete: Bool { get }
+    /// Lets the library progress the operation without blocking (MPI_Test, MPI 3.1 §3.7.3) and
+    /// returns whether it is complete. Open MPI advances non-blocking collectives only inside MPI
+    /// calls, so calling this between pieces of computation is what makes communication overlap.
+    func test() throws -> Bool
 }
 
 /// The one interface the rest of swift-moco uses for communication between ranks.

@@ -32,6 +32,18 @@ final class MPIRequest: CommRequest, @unchecked Sendable {
         isComplete = true
     }
 
+    func test() throws -> Bool {
+        guard !isComplete else { return true }
+        if owner.isFinalized { throw CommError.unavailable("\(call) request tested after finalize()") }
+        var h = handle
+        var flag: Int32 = 0
+        let code = moco_test(&h, &flag)
+        handle = h
+        if code != moco_success() { throw CommError.mpi(call: "MPI_Test(\(call))", code: code) }
+        if flag != 0 { isComplete = true }
+        return isComplete
+    }
+
     deinit {
         if !isComplete && !owner.isFinalized {
             var h = handle

@@ -101,4 +101,5 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
 final class CompletedRequest: CommRequest {
     var isComplete: Bool { true }
     func wait() throws {}
+    func test() throws -> Bool { true }
 }

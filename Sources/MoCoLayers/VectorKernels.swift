@@ -18,20 +18,43 @@ typealias F8 = SIMD8<Float>
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
 }
 
-/// x: [n] -> (Σx, Σx²)
+/// x: [n] -> (Σx, Σx²), with Σx² computed as Σ(x − m)² + n·m² for the local mean m (two passes).
+///
+/// A one-pass Σx² in Float loses the variance to cancellation when |mean| ≫ std (e.g. σ² = 1e-4
+/// at mean 10 keeps no correct digit), and then the statistics depend on where the blocks fall,
+/// i.e. on how the batch is split across workers. The centred second pass keeps full relative
+/// precision of the variance; the Double result stays exact enough to be summed across workers
+/// (synchronised BN) and recentred by the caller as Σx²/N − mean².
 @inline(__always)
 func sums(_ x: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
-    var s = 0.0, q = 0.0
+    var s = 0.0
     var i = 0
     while i < n {
         let end = min(n, i + 256)
-        var vs = F8(), vq = F8()
-        while i + 8 <= end { let v = load8(x + i); vs += v; vq += v * v; i += 8 }
-        var bs = vs.sum(), bq = vq.sum()
-        while i < end { let v = x[i]; bs += v; bq += v * v; i += 1 }
-        s += Double(bs); q += Double(bq)
+        var vs = F8()
+        while i + 8 <= end { vs += load8(x + i); i += 8 }
+        var bs = vs.sum()
+        while i < end { bs += x[i]; i += 1 }
+        s += Double(bs)
     }
-    return (s, q)
+    let m = n > 0 ? s / Double(n) : 0
+    let mf = Float(m), mv = F8(repeating: mf)
+    var q = 0.0
+    var shift = 0.0   // Σ(x − mf), small: mf is within rounding of the mean
+    i = 0
+    while i < n {
+        let end = min(n, i + 256)
+        var vq = F8(), vd = F8()
+        while i + 8 <= end { let d = load8(x + i) - mv; vq += d * d; vd += d; i += 8 }
+        var bq = vq.sum(), bd = vd.sum()
+        while i < end { let d = x[i] - mf; bq += d * d; bd += d; i += 1 }
+        q += Double(bq); shift += Double(bd)
+    }
+    // Σx = n·mf + Σ(x − mf) and Σx² = Σ(x − mf)² + 2·mf·Σ(x − mf) + n·mf²: both from the centred
+    // pass, so Σx²/n − (Σx/n)² = Σ(x − mf)²/n − (Σ(x − mf)/n)² exactly in Double (the first
+    // pass's Σx only locates mf; its Float rounding, ~1e-7·|x| per term, must not enter).
+    let mfd = Double(mf), nd = Double(n)
+    return (nd * mfd + shift, q + 2 * mfd * shift + nd * mfd * mfd)
 }
 
 /// x, dY: [n] -> (Σ dY, Σ dY·x̂) with x̂ = (x − mean)·invStd. With `y` (the fused ReLU's

@@ -91,6 +91,23 @@ let iallreduceChecks: [Check] = [
         let got = Array(UnsafeBufferPointer(start: buf, count: n))
         return compare(got, (0..<n).map { Float(p * (p + 1) / 2 + p * ($0 % 5)) })
     },
+    Check(name: "iallreduce-test-progress") { comm in
+        // Polling with test() (MPI_Test) between pieces of work completes the request by itself.
+        let p = comm.size, r = comm.rank, n = 1 << 16
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { buf.deallocate() }
+        for i in 0..<n { buf[i] = Float(r) + Float(i % 3) }
+        let request = try comm.iallreduce(buf, count: n, op: .sum)
+        var polls = 0
+        while try !request.test() {
+            polls += 1
+            if polls > 10_000_000 { return "test() never reported completion" }
+            _ = cpuWork(1_000)
+        }
+        if !request.isComplete { return "isComplete false after test() returned true" }
+        try request.wait()                                              // no-op once complete
+        return compare(Array(UnsafeBufferPointer(start: buf, count: n)), (0..<n).map { Float(p * (p - 1) / 2 + p * ($0 % 3)) })
+    },
     Check(name: "iallreduce-two-outstanding") { comm in
         // Started in the same order on all ranks (MPI 3.1 §5.12), completed in reverse order.
         let p = comm.size, r = comm.rank, n = 4099

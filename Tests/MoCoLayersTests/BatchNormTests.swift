@@ -31,6 +31,32 @@ final class BatchNormTests: XCTestCase {
         XCTAssertEqual(bn.numBatchesTracked, 1)
     }
 
+    /// Statistics must not cancel when |mean| ≫ std: inputs 1000 + 0.01·z normalise to unit
+    /// variance (a one-pass Float Σx² − n·m² keeps no correct digit here), and the result must
+    /// not depend on where the sample chunk starts in memory (2 ranks vs 1 process equivalence).
+    func testStatisticsWithLargeMeanSmallVariance() {
+        var rng = Xoshiro(seed: 27)
+        let (bn, _, b) = makeBN(1)
+        let n = 4, hw = 300
+        bn.plan(batch: n, spatial: hw, backward: false)
+        let x = FloatBuffer(count: n * hw)
+        for i in 0..<x.count { x.ptr[i] = 1000 + 0.01 * rng.normal() }
+        bn.forward(x.ptr, training: true)
+        func meanVar(_ p: UnsafePointer<Float>) -> (Double, Double) {
+            var m = 0.0, v = 0.0
+            for i in 0..<x.count { m += Double(p[i]) }
+            m /= Double(x.count)
+            for i in 0..<x.count { v += (Double(p[i]) - m) * (Double(p[i]) - m) }
+            return (m, v / Double(x.count))
+        }
+        let (_, varX) = meanVar(x.ptr)          // ≈ 1e-4, exact in Double
+        let (my, vy) = meanVar(bn.y.ptr)
+        XCTAssertEqual(my, 0, accuracy: 1e-3)
+        XCTAssertEqual(vy, varX / (varX + 1e-5), accuracy: 1e-3, "normalised variance σ²/(σ²+eps)")
+        let unbiased = varX * Double(x.count) / Double(x.count - 1)
+        XCTAssertEqual(Double(b.array("bn.running_var")[0]), 0.9 + 0.1 * unbiased, accuracy: 1e-7)
+    }
+
     func testEvalUsesRunningStats() {
         let (bn, p, b) = makeBN(1)
         p.set("bn.weight", [3]); p.set("bn.bias", [1])

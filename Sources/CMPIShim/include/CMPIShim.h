@@ -46,6 +46,10 @@ static inline MPI_Request moco_request_null(void) { return MPI_REQUEST_NULL; }
 /// MPI_Wait with MPI_STATUS_IGNORE (MPI 3.1 §3.7.3). On return *request is MPI_REQUEST_NULL.
 int moco_wait(MPI_Request *request);
 
+/// MPI_Test (MPI 3.1 §3.7.3) with MPI_STATUS_IGNORE: drives progress of a pending request and sets
+/// `*flag` to 1 once it is complete (the request handle is then MPI_REQUEST_NULL).
+int moco_test(MPI_Request *request, int *flag);
+
 /// MPI_Error_string into `buffer` (capacity `capacity`, always NUL-terminated). Works whether or not
 /// MPI is initialized: before MPI_Init (or after MPI_Finalize) it writes a generic text instead of
 /// calling into MPI. Returns the MPI return code of MPI_Error_string, or MPI_SUCCESS.
