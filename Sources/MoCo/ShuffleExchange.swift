@@ -14,29 +14,30 @@ final class ShuffleExchange {
     /// crops: [n, S] owned by this rank -> shuffled: [n, S] (this rank's slice of the shuffled batch)
     func shuffle(_ crops: UnsafePointer<Float>, into shuffled: UnsafeMutablePointer<Float>, sampleSize S: Int,
                  plan: ShufflePlan, comm: Communicator) throws {
-        let n = plan.localBatch
-        reserve(n * S)
-        // Pack crops by destination, in the order of their shuffled positions.
-        var o = 0
-        for dest in plan.sendSamples { for i in dest { (packed.ptr + o * S).update(from: crops + i * S, count: S); o += 1 } }
-        let sc = plan.sendCounts, rc = plan.recvCounts
-        try comm.alltoallv(send: packed.ptr, sendCounts: sc.map { $0 * S }, sendDispls: ShufflePlan.displacements(sc).map { $0 * S },
-                           recv: staged.ptr, recvCounts: rc.map { $0 * S }, recvDispls: ShufflePlan.displacements(rc).map { $0 * S })
-        o = 0
-        for src in plan.recvPositions { for j in src { (shuffled + j * S).update(from: staged.ptr + o * S, count: S); o += 1 } }
+        try exchange(crops, into: shuffled, rowSize: S, send: plan.sendSamples, receive: plan.recvPositions,
+                     rows: plan.localBatch, comm: comm)
     }
 
     /// keys: [n, D] in shuffled order -> owned: [n, D] in this rank's sample order
     func unshuffle(_ keys: UnsafePointer<Float>, into owned: UnsafeMutablePointer<Float>, dim D: Int,
                    plan: ShufflePlan, comm: Communicator) throws {
-        let n = plan.localBatch
-        reserve(n * D)
+        try exchange(keys, into: owned, rowSize: D, send: plan.recvPositions, receive: plan.sendSamples,
+                     rows: plan.localBatch, comm: comm)
+    }
+
+    /// One all-to-all of rows: `send[p]` lists the rows of `src` for rank p (in order), and rows
+    /// from rank p land at the rows `receive[p]` of `dst`. The unshuffle is the shuffle with the
+    /// two lists swapped.
+    /// src: [rows, R] -> dst: [rows, R]
+    private func exchange(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rowSize R: Int,
+                          send: [[Int]], receive: [[Int]], rows n: Int, comm: Communicator) throws {
+        reserve(n * R)
         var o = 0
-        for src in plan.recvPositions { for j in src { (packed.ptr + o * D).update(from: keys + j * D, count: D); o += 1 } }
-        let sc = plan.recvCounts, rc = plan.sendCounts
-        try comm.alltoallv(send: packed.ptr, sendCounts: sc.map { $0 * D }, sendDispls: ShufflePlan.displacements(sc).map { $0 * D },
-                           recv: staged.ptr, recvCounts: rc.map { $0 * D }, recvDispls: ShufflePlan.displacements(rc).map { $0 * D })
+        for peer in send { for i in peer { (packed.ptr + o * R).update(from: src + i * R, count: R); o += 1 } }
+        let sc = send.map(\.count), rc = receive.map(\.count)
+        try comm.alltoallv(send: packed.ptr, sendCounts: sc.map { $0 * R }, sendDispls: ShufflePlan.displacements(sc).map { $0 * R },
+                           recv: staged.ptr, recvCounts: rc.map { $0 * R }, recvDispls: ShufflePlan.displacements(rc).map { $0 * R })
         o = 0
-        for dest in plan.sendSamples { for i in dest { (owned + i * D).update(from: staged.ptr + o * D, count: D); o += 1 } }
+        for peer in receive { for j in peer { (dst + j * R).update(from: staged.ptr + o * R, count: R); o += 1 } }
     }
 }

@@ -38,10 +38,8 @@ struct EvalOptions: ParsableArguments {
             encoder = e
         }
         if rawPixels {
-            return (train, test, train.imageSize, "raw pixels", { ds, idx, norm in
-                let f = pixelFeatures(ds, indices: idx)
-                return f
-            })
+            // Raw-pixel features are always L2-normalised (the kNN baseline's definition).
+            return (train, test, train.imageSize, "raw pixels", { ds, idx, _ in pixelFeatures(ds, indices: idx) })
         }
         let e = encoder!
         guard e.inChannels == train.channels else {

@@ -61,14 +61,8 @@ struct Train: ParsableCommand {
         if let mocoM { c.mocoM = mocoM }
         if let mocoT { c.mocoT = mocoT }
         if let mocoDim { c.dim = mocoDim }
-        if let arch {
-            guard let a = Architecture(rawValue: arch) else { throw ValidationError("unknown --arch '\(arch)' (resnet20 or resnet18)") }
-            c.arch = a
-        }
-        if let head {
-            guard let h = HeadKind(rawValue: head) else { throw ValidationError("unknown --head '\(head)' (mlp or linear)") }
-            c.head = h
-        }
+        if let arch { c.arch = try parseArch(arch) }
+        if let head { c.head = try parseHead(head) }
         if symmetric { c.symmetric = true }
         if let bnSplits { c.bnSplits = bnSplits }
         if noShuffleBn { c.shuffleBN = false }
