@@ -102,7 +102,9 @@ public final class MoCoModel {
     public func plan(localBatch n: Int, channels c: Int, height h: Int, width w: Int) {
         if n == localBatch && (c, h, w) == imageShape { return }
         query.plan(batch: n, height: h, width: w, backward: true)
-        key.plan(batch: n, height: h, width: w, backward: false)
+        // The key forward ends before the query forward begins: its activations live in the
+        // query encoder's gradient scratch.
+        key.plan(batch: n, height: h, width: w, backward: false, borrowing: query)
         qNorm.plan(rows: n, dim: hyper.dim, backward: true)
         kNorm.plan(rows: n, dim: hyper.dim, backward: false)
         infoNCE.plan(rows: n)

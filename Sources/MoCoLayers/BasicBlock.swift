@@ -33,32 +33,45 @@ public final class BasicBlock {
     /// Gradient with respect to the block's input (valid after `backward`).
     public var dX: FloatBuffer { conv1.dX }
 
-    /// Shared gradient buffers for the backward pass of a chain of blocks (see `plan`).
+    /// Shared buffers for the backward pass of a chain of blocks (see `plan`).
     public struct GradientSlots {
         /// dX of the block (the next block's dY in the backward pass).
         public var output: FloatBuffer
-        /// Scratch used only inside this block's backward: dX of bn2, conv2, bn1, downsample BN
-        /// and downsample conv.
+        /// Scratch used only inside this block, by buffers whose lifetimes do not overlap:
+        ///  - `scratch[0]`: dX of bn2, then of bn1, then of the downsample BN;
+        ///  - `scratch[1]`: dX of conv2, then of the downsample convolution;
+        ///  - `scratch[2]`: bn1's output (conv2's input), written by the forward and written
+        ///    again by `BatchNorm2d.recomputeOutput` in the backward, so that no block keeps it;
+        ///    in the forward also the downsample BN's output, once conv2 has read bn1's.
         public var scratch: [FloatBuffer]
-        public init(output: FloatBuffer, scratch: [FloatBuffer]) { self.output = output; self.scratch = scratch }
+        public init(output: FloatBuffer, scratch: [FloatBuffer]) {
+            precondition(scratch.count >= 3, "GradientSlots: 3 scratch buffers")
+            self.output = output; self.scratch = scratch
+        }
     }
+
+    /// Whether bn1's output lives in shared scratch and is recomputed in the backward.
+    private var recomputesBN1 = false
 
     /// Plans every buffer. Memory reuse:
     ///  - bn2 writes y straight into the block output, and the residual sum + ReLU runs in place
     ///    there (bn2's backward needs only its input);
     ///  - without backward (a key encoder) both BatchNorms and the sum run in place in the
     ///    convolution outputs;
-    ///  - with `slots`, gradients go to buffers shared by all blocks of an encoder.
-    ///  - with `activations` (forward only: three buffers, none of them the block's input),
-    ///    conv1, conv2 and the downsample convolution write into them; conv2's is the output.
+    ///  - with `slots`, gradients go to buffers shared by all blocks of an encoder, and so does
+    ///    bn1's output (recomputed from conv1's output in the backward);
+    ///  - with `activations` (forward only: two buffers, neither of them the block's input),
+    ///    conv1 writes into the first, conv2 (the output) into the second, and the downsample
+    ///    convolution, which runs after conv2 has consumed conv1's output, into the first.
     @discardableResult
     public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool,
                      slots: GradientSlots? = nil, activations: [FloatBuffer]? = nil) -> (h: Int, w: Int) {
-        let sc = slots?.scratch
+        let sc = backward ? slots?.scratch : nil
         let act = backward ? nil : activations
-        let (ho, wo) = conv1.plan(batch: n, height: h, width: w, backward: backward, gradient: slots?.output,
-                                  output: act?[0])
-        bn1.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? nil : conv1.y, gradient: sc?[2])
+        recomputesBN1 = sc != nil
+        let (ho, wo) = conv1.plan(batch: n, height: h, width: w, backward: backward,
+                                  gradient: backward ? slots?.output : nil, output: act?[0])
+        bn1.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? sc?[2] : conv1.y, gradient: sc?[0])
         conv2.plan(batch: n, height: ho, width: wo, backward: backward, gradient: sc?[1], output: act?[1])
         let size = conv2.outChannels * n * ho * wo
         if backward {
@@ -68,10 +81,12 @@ public final class BasicBlock {
             bn2.plan(batch: n, spatial: ho * wo, backward: false, output: conv2.y)
             add.plan(count: size, output: conv2.y)
         }
-        downsampleConv?.plan(batch: n, height: h, width: w, backward: backward, gradient: sc?[4], output: act?[2])
+        downsampleConv?.plan(batch: n, height: h, width: w, backward: backward, gradient: sc?[1], output: act?[0])
         if let dc = downsampleConv {
-            downsampleBN?.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? nil : dc.y,
-                               gradient: sc?[3])
+            // With slots, the downsample BN's output (read only by the residual sum) also goes
+            // to scratch[2]: conv2 has consumed bn1's output there by then.
+            downsampleBN?.plan(batch: n, spatial: ho * wo, backward: backward, output: backward ? sc?[2] : dc.y,
+                               gradient: sc?[0])
         }
         inputCount = conv1.inChannels * n * h * w
         return (ho, wo)
@@ -97,6 +112,7 @@ public final class BasicBlock {
     public func backward(_ dY: UnsafeMutablePointer<Float>) {
         add.backward(dY)                      // dY is now dZ, the gradient of the sum
         bn2.backward(dY)
+        if recomputesBN1 { bn1.recomputeOutput() }   // conv2's input and bn1's ReLU mask
         conv2.backward(bn2.dX.ptr)
         bn1.backward(conv2.dX.ptr)            // masks conv2.dX by the fused ReLU
         conv1.backward(bn1.dX.ptr)

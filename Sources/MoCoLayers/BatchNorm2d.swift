@@ -36,6 +36,8 @@ public final class BatchNorm2d {
     public private(set) var y = FloatBuffer(count: 0)
     public private(set) var dX = FloatBuffer(count: 0)
     private var mean: [Double] = [], invStd: [Double] = []
+    /// Per (channel, split) scale and shift of the last training forward: y = scale·x + shift.
+    private var scale: [Float] = [], shift: [Float] = []
     private var stat: [Double] = []
     private var input: UnsafePointer<Float>?
     private var trainedForward = false
@@ -108,14 +110,18 @@ public final class BatchNorm2d {
         precondition(batch % S == 0, "\(name): batch \(batch) not divisible by \(S) BN splits")
         let M = L / S
         if mean.count != C * S { mean = .init(repeating: 0, count: C * S); invStd = mean }
+        if scale.count != C * S { scale = .init(repeating: 0, count: C * S); shift = scale }
         if stat.count != 2 * C * S { stat = .init(repeating: 0, count: 2 * C * S) }
         let workers = reducer?.workers ?? 1
         let count = Double(M * workers)
         let fuse = reducer == nil
         mean.withUnsafeMutableBufferPointer { meanB in
         invStd.withUnsafeMutableBufferPointer { invB in
+        scale.withUnsafeMutableBufferPointer { scB in
+        shift.withUnsafeMutableBufferPointer { shB in
         stat.withUnsafeMutableBufferPointer { stB in
             let st = stB.baseAddress!, mp = meanB.baseAddress!, ip = invB.baseAddress!
+            let scp = scB.baseAddress!, shp = shB.baseAddress!
             // Mean and 1/σ of (c, s) from the sums; normalise when `apply`.
             func finish(_ c: Int, _ s: Int, apply: Bool) {
                 let j = c * S + s
@@ -123,9 +129,11 @@ public final class BatchNorm2d {
                 let v = max(0, st[2 * j + 1] / count - m * m)
                 mp[j] = m
                 ip[j] = 1 / (v + Double(eps)).squareRoot()
+                let sc = Double(gamma[c]) * ip[j]
+                scp[j] = Float(sc)
+                shp[j] = Float(Double(beta[c]) - m * sc)
                 if apply {
-                    let sc = Double(gamma[c]) * ip[j]
-                    affine(x + c * L + s * M, yp + c * L + s * M, M, Float(sc), Float(Double(beta[c]) - m * sc), relu: relu)
+                    affine(x + c * L + s * M, yp + c * L + s * M, M, scp[j], shp[j], relu: relu)
                 }
             }
             Parallel.forRanges(C) { r in
@@ -158,7 +166,36 @@ public final class BatchNorm2d {
         }
         }
         }
+        }
+        }
         numBatchesTracked += 1
+    }
+
+    /// Writes y again from the saved input and the scale and shift of the last training
+    /// forward, bit for bit what that forward wrote. A layer whose output buffer is shared
+    /// scratch (overwritten by later layers) calls this before the backward passes that read
+    /// y: the ReLU mask here and the next convolution's weight gradient. This trades one
+    /// elementwise pass for keeping the activation (recomputation in the spirit of Chen et al.
+    /// 2016, "Training Deep Nets with Sublinear Memory Cost").
+    /// x: [C, N, H, W] (saved) -> y: [C, N, H, W]
+    public func recomputeOutput() {
+        guard let x = input else { preconditionFailure("\(name): recomputeOutput before forward") }
+        precondition(trainedForward, "\(name): recomputeOutput needs a training-mode forward")
+        let L = batch * spatial, S = splits, M = L / S
+        let yp = y.ptr, relu = fusedReLU
+        scale.withUnsafeBufferPointer { scB in
+        shift.withUnsafeBufferPointer { shB in
+            let scp = scB.baseAddress!, shp = shB.baseAddress!
+            Parallel.forRanges(channels) { r in
+                for c in r {
+                    for s in 0..<S {
+                        let j = c * S + s
+                        affine(x + c * L + s * M, yp + c * L + s * M, M, scp[j], shp[j], relu: relu)
+                    }
+                }
+            }
+        }
+        }
     }
 
     /// dY: [C, N, H, W] (masked in place by the fused ReLU) -> dGamma, dBeta, dX: [C, N, H, W]

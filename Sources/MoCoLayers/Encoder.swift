@@ -30,6 +30,8 @@ public final class Encoder {
     private var mapSize = (h: 0, w: 0)
     private var gradientSlots: [FloatBuffer] = []
     private var activationSlots: [FloatBuffer] = []
+    /// Whether `activationSlots` are another encoder's scratch (see `plan(borrowing:)`).
+    private var borrowedSlots = false
 
     /// All BatchNorm layers in forward order.
     public let batchNorms: [BatchNorm2d]
@@ -81,13 +83,21 @@ public final class Encoder {
     public func setBatchStatReducer(_ r: BatchStatReducer?) { for bn in batchNorms { bn.reducer = r } }
 
     /// Plans every buffer for a batch shape. Cheap when the shape is unchanged.
-    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool) {
-        if n == batch && h == height && w == width && backward == plannedBackward { return }
+    ///
+    /// `donor` (forward only): an encoder planned with backward for the same shape whose
+    /// gradient scratch this one borrows for its activations, so that a MoCo key encoder costs
+    /// no activation memory of its own. Valid only when the two never hold live activations at
+    /// the same time: the key forward ends (its projection is in the head's own buffer) before
+    /// the query forward starts, and the query's scratch is dead outside its forward/backward.
+    public func plan(batch n: Int, height h: Int, width w: Int, backward: Bool, borrowing donor: Encoder? = nil) {
+        if n == batch && h == height && w == width && backward == plannedBackward
+            && (donor.map { activationSlots.first === $0.gradientSlots.first } ?? !borrowedSlots) { return }
         precondition(!backward || params.withGradients, "plan(backward:) on an encoder without gradients")
         input = FloatBuffer(count: n * inChannels * h * w)
-        // Gradients of the blocks live in 2 + 5 buffers shared by all blocks (block i's dX in
-        // output slot i % 2, its internal gradients in the scratch slots), each as large as the
-        // largest activation (the stem's output or a block's input).
+        // Gradients of the blocks live in 2 + 3 buffers shared by all blocks (block i's dX in
+        // output slot i % 2, its internal gradients and bn1 output in the scratch slots; see
+        // `BasicBlock.GradientSlots`), each as large as the largest activation (the stem's
+        // output or a block's input).
         var largest = architecture.stemWidth * n * h * w   // the stem is a 3x3 stride-1 'same' conv
         var (sh, sw) = (h, w)
         for b in blocks {
@@ -95,21 +105,27 @@ public final class Encoder {
             largest = max(largest, b.conv1.inChannels * n * sh * sw, b.conv1.outChannels * n * ho * wo)
             (sh, sw) = (ho, wo)
         }
-        // Forward only: every activation lives in 4 buffers shared by all blocks (a block reads
-        // its input from one and writes conv1, conv2 (its output) and the downsample into the
-        // other three), each as large as the largest activation.
-        if !backward {
-            activationSlots = (0..<4).map { i in
-                i < activationSlots.count && activationSlots[i].count == largest ? activationSlots[i]
+        // Forward only: every activation lives in 3 buffers shared by all blocks (a block reads
+        // its input from one and writes into the other two), each as large as the largest
+        // activation.
+        if !backward, let donor, donor.gradientSlots.count >= 3, donor.gradientSlots.allSatisfy({ $0.count >= largest }) {
+            activationSlots = Array(donor.gradientSlots.prefix(3))
+            borrowedSlots = true
+        } else if !backward {
+            let reuse = !borrowedSlots
+            borrowedSlots = false
+            activationSlots = (0..<3).map { i in
+                reuse && i < activationSlots.count && activationSlots[i].count == largest ? activationSlots[i]
                     : FloatBuffer(count: largest)
             }
         } else {
             activationSlots = []
+            borrowedSlots = false
         }
         var (ch, cw) = conv1.plan(batch: n, height: h, width: w, backward: backward,
                                   output: backward ? nil : activationSlots[0])
         if backward {
-            gradientSlots = (0..<7).map { i in
+            gradientSlots = (0..<5).map { i in
                 i < gradientSlots.count && gradientSlots[i].count == largest ? gradientSlots[i] : FloatBuffer(count: largest)
             }
         } else {
@@ -121,8 +137,8 @@ public final class Encoder {
         for (i, b) in blocks.enumerated() {
             let slots = backward ? BasicBlock.GradientSlots(output: gradientSlots[i % 2], scratch: Array(gradientSlots[2...]))
                                  : nil
-            // The three slots other than the input's, the second of which becomes the output.
-            let free = (0..<4).filter { $0 != current }
+            // The two slots other than the input's, the second of which becomes the output.
+            let free = (0..<3).filter { $0 != current }
             let acts = backward ? nil : free.map { activationSlots[$0] }
             (ch, cw) = b.plan(batch: n, height: ch, width: cw, backward: backward, slots: slots, activations: acts)
             if !backward { current = free[1] }

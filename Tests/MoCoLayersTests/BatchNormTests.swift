@@ -93,6 +93,22 @@ final class BatchNormTests: XCTestCase {
     func testGradientSplit2() { gradCheckBN(splits: 2, fused: false, seed: 23) }
     func testGradientSplit4FusedReLU() { gradCheckBN(splits: 4, fused: true, seed: 24) }
 
+    /// `recomputeOutput` writes bit for bit what the training forward wrote (fused ReLU,
+    /// 2 splits), after the output buffer was overwritten.
+    func testRecomputeOutputIsBitwiseTheForward() {
+        var rng = Xoshiro(seed: 26)
+        let (bn, p, _) = makeBN(3, fused: true)
+        bn.splits = 2
+        for i in 0..<3 { p.values.ptr[bn.weightOffset + i] = 1 + rng.normal() * 0.3; p.values.ptr[bn.biasOffset + i] = rng.normal() * 0.3 }
+        bn.plan(batch: 4, spatial: 5, backward: true)
+        let x = randomBuffer(3 * 4 * 5, &rng)
+        bn.forward(x.ptr, training: true)
+        let expected = bn.y.array
+        bn.y.ptr.update(repeating: .nan, count: bn.y.count)
+        bn.recomputeOutput()
+        XCTAssertEqual(bn.y.array.map(\.bitPattern), expected.map(\.bitPattern))
+    }
+
     /// Split BN with S splits equals S separate BatchNorms over contiguous chunks, with the
     /// running statistics the mean of the S separate updates.
     func testSplitEqualsSeparateBatchNorms() {

@@ -47,6 +47,42 @@ final class BlockAndEncoderTests: XCTestCase {
                  loss: { block.forward(x.ptr, training: true); return dot(r, block.y.ptr) }, rng: &rng)
     }
 
+    /// A block planned with shared slots (bn1's output in scratch, recomputed in the backward)
+    /// gives bit for bit the output and gradients of one that keeps every buffer, even when
+    /// the scratch is overwritten between forward and backward (as the next block does).
+    func testSharedSlotsRecomputeMatchesOwnBuffers() {
+        for stride in [1, 2] {
+            var rng = Xoshiro(seed: 33 + UInt64(stride))
+            let cin = 3, cout = stride == 1 ? 3 : 4, n = 4, h = 6, w = 6
+            func make() -> (BasicBlock, ParameterStore) {
+                let p = ParameterStore(), b = ParameterStore(withGradients: false)
+                let block = BasicBlock("blk", params: p, buffers: b, workspace: Workspace(), inChannels: cin,
+                                       outChannels: cout, stride: stride)
+                p.finalize(); b.finalize()
+                for bn in block.batchNorms { bn.resetParameters() }
+                return (block, p)
+            }
+            let (own, p1) = make(), (shared, p2) = make()
+            for i in 0..<p1.count { p1.values.ptr[i] += rng.normal() * 0.3 }
+            p2.values.copy(from: p1.values)
+            let (ho, wo) = own.plan(batch: n, height: h, width: w, backward: true)
+            let big = cin * n * h * w
+            let slots = BasicBlock.GradientSlots(output: FloatBuffer(count: big),
+                                                 scratch: (0..<3).map { _ in FloatBuffer(count: big) })
+            shared.plan(batch: n, height: h, width: w, backward: true, slots: slots)
+            let x = randomBuffer(cin * n * h * w, &rng), r = randomBuffer(cout * n * ho * wo, &rng)
+            own.forward(x.ptr, training: true)
+            shared.forward(x.ptr, training: true)
+            XCTAssertEqual(shared.y.array.map(\.bitPattern), own.y.array.map(\.bitPattern))
+            for s in slots.scratch { s.ptr.update(repeating: .nan, count: s.count) }
+            let dY1 = FloatBuffer(r.array), dY2 = FloatBuffer(r.array)
+            own.backward(dY1.ptr)
+            shared.backward(dY2.ptr)
+            XCTAssertEqual(Array(shared.dX.array.prefix(x.count)).map(\.bitPattern), own.dX.array.map(\.bitPattern), "stride \(stride) dX")
+            XCTAssertEqual(p2.grads.array.map(\.bitPattern), p1.grads.array.map(\.bitPattern), "stride \(stride) parameter gradients")
+        }
+    }
+
     func testEncoderNamesMatchTorchvision() {
         let e = Encoder(architecture: .resnet20, head: .mlp, inChannels: 1)
         let names = Set(e.floatState.map(\.name) + e.counterNames)

@@ -62,6 +62,9 @@ public enum StepBench {
             let dt = now() - t0
             if s >= c.warmup { times.append(dt); phases = phases + r.timings }
         }
+        // Peak memory of the step itself, read before the sgemm peak probe below allocates its
+        // own 2048^3 operands.
+        let stepPeakRSS = Double(peakResidentBytes()) / 1048576
         // The slowest rank sets the pace.
         var step = try comm.allreduce(median(times), op: .max)
         if step <= 0 { step = 1e-9 }
@@ -78,7 +81,7 @@ public enum StepBench {
         let stats = comm.stats
         var bytes: [String: Double] = [:]
         for (kind, e) in stats.entries { bytes[kind.rawValue] = Double(e.bytesSent) / Double(c.steps) }
-        let rss = try comm.allreduce(Double(peakResidentBytes()) / 1048576, op: .max)
+        let rss = try comm.allreduce(stepPeakRSS, op: .max)
         return Result(arch: c.architecture.rawValue, batch: c.batchSize, world: W, threads: BLAS.threads,
                       images_per_s: ips, step_ms_median: step * 1e3, gflops: gflops,
                       forward_mflop_per_image: flopsPerImage / 1e6, sgemm_peak_gflops: peak,
