@@ -12,8 +12,8 @@ public enum Parallel {
     /// Workers per region (1: run inline on the caller).
     nonisolated(unsafe) public static var threads = 1
 
-    /// Calls `body(t)` for t in 0..<parts on up to `parts` threads (the caller runs part 0,
-    /// persistent `WorkerPool` threads the others) and waits for all. A call made while a
+    /// Calls `body(t)` for t in 0..<parts on up to `parts` threads (the caller and persistent
+    /// `WorkerPool` threads claim parts as they come) and waits for all. A call made while a
     /// region runs (nested, or from another thread) runs its parts inline, in order.
     /// BLAS runs single-threaded inside the region (each worker calls it on its own slice)
     /// and gets its thread count back afterwards.

@@ -1,30 +1,33 @@
 import Foundation
 import Synchronization
 
-/// Persistent worker threads for `Parallel.run`: part 0 of a region runs on the caller, part t
-/// on worker t. Between regions a worker spins for `spinSeconds` (a training step starts its
-/// next region within microseconds) and then sleeps on a condition variable.
+/// Persistent worker threads for `Parallel.run`. Parts are claimed dynamically from an atomic
+/// counter by the caller and the workers alike, so a region never waits for a worker that is
+/// not running (the caller then runs every part itself). The result does not depend on who
+/// runs a part: part t always computes the same slice. Between regions a worker spins for
+/// `spinSeconds` (a training step starts its next region within microseconds), then sleeps.
 ///
-/// Why not `DispatchQueue.concurrentPerform`: on this 2-vCPU VM a parked dispatch worker takes
-/// tens to hundreds of microseconds to wake, the caller meanwhile claims the idle iterations
-/// itself, and a step runs ~1,000 regions; a 1-process x 2-thread step ran ~35% slower per
-/// worker than 2 processes x 1 thread. Spinning briefly keeps the second core on the step.
+/// Why not `DispatchQueue.concurrentPerform`: its workers park at once, and on this 2-vCPU VM
+/// a parked worker takes long enough to wake that the caller has usually claimed the second
+/// part itself; a step runs ~1,000 regions.
 ///
-/// Protocol (sequentially consistent atomics): the caller publishes `job` and `parts`, sets
-/// `pending` to the worker count and bumps `generation`; each worker that sees a new
-/// generation runs its part (if t < parts) and decrements `pending`; the caller runs part 0
-/// and waits until `pending` is 0. A sleeping worker registers in `sleepers` under `lock`
-/// and re-checks `generation` before waiting, and the caller broadcasts under `lock` when it
-/// sees sleepers, so no wake-up is lost.
+/// Protocol (sequentially consistent atomics): the caller publishes `job`, then stores
+/// `parts << 32 | 0` into `ticket` and bumps `generation`. Anyone claims with
+/// `ticket += 1`: index = low half, limit = high half; an index below the limit is a part to
+/// run, counted in `done` when finished. The caller returns once `done == parts`. A worker
+/// that saw a stale generation can only claim an index of the current region (the ticket is
+/// reset after `job` is published) or none. A sleeping worker registers in `sleepers` under
+/// the condition's lock and re-checks `generation` before waiting; the caller broadcasts
+/// under the lock when it sees sleepers, so no wake-up is lost.
 final class WorkerPool: @unchecked Sendable {
     let workers: Int
     private let generation = Atomic<Int>(0)
-    private let pending = Atomic<Int>(0)
+    private let ticket = Atomic<Int>(0)
+    private let done = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let condition = NSCondition()
     private var job: ((Int) -> Void)?
-    private var parts = 0
     /// Seconds a worker spins for the next region before sleeping.
     static let spinSeconds = 0.0005
 
@@ -32,33 +35,33 @@ final class WorkerPool: @unchecked Sendable {
         precondition(workers >= 1)
         self.workers = workers
         for w in 1...workers {
-            let thread = Thread { self.loop(w) }   // pools live for the process
+            let thread = Thread { self.loop() }   // pools live for the process
             thread.name = "moco-worker-\(w)"
             thread.stackSize = 1 << 20
             thread.start()
         }
     }
 
-    /// Runs `body(t)` for t in 0..<parts (parts <= workers + 1) and returns when all are done.
-    /// Returns false without running anything if another region is running (the caller then
-    /// runs the parts inline).
+    /// Runs `body(t)` for t in 0..<parts and returns when all are done. Returns false without
+    /// running anything if another region is running on this pool (the caller then runs the
+    /// parts inline).
     func run(_ parts: Int, _ body: (Int) -> Void) -> Bool {
-        precondition(parts <= workers + 1, "WorkerPool: \(parts) parts for \(workers) workers")
+        precondition(parts >= 1 && parts < 1 << 31)
         guard busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
         else { return false }
         withoutActuallyEscaping(body) { b in
             job = b
-            self.parts = parts
-            pending.store(workers, ordering: .sequentiallyConsistent)
+            done.store(0, ordering: .sequentiallyConsistent)
+            ticket.store(parts << 32, ordering: .sequentiallyConsistent)
             generation.add(1, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 condition.lock(); condition.broadcast(); condition.unlock()
             }
-            b(0)
+            work()
             var spins = 0
-            while pending.load(ordering: .sequentiallyConsistent) > 0 {
+            while done.load(ordering: .sequentiallyConsistent) < parts {
                 spins += 1
-                if spins > 1000 { sched_yield() }
+                if spins > 64 { sched_yield() }
             }
             job = nil
         }
@@ -66,7 +69,18 @@ final class WorkerPool: @unchecked Sendable {
         return true
     }
 
-    private func loop(_ w: Int) {
+    /// Claims and runs parts until none is left.
+    private func work() {
+        while true {
+            let v = ticket.add(1, ordering: .sequentiallyConsistent).oldValue
+            let index = v & 0xFFFF_FFFF, limit = v >> 32
+            guard index < limit, let job else { return }
+            job(index)
+            done.add(1, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    private func loop() {
         var seen = generation.load(ordering: .sequentiallyConsistent)
         while true {
             var g = generation.load(ordering: .sequentiallyConsistent)
@@ -86,8 +100,7 @@ final class WorkerPool: @unchecked Sendable {
                 }
             }
             seen = g
-            if w < parts, let job { job(w) }
-            pending.subtract(1, ordering: .sequentiallyConsistent)
+            work()
         }
     }
 }

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderMoCoTensorTests: XCTestCase { func testNothing() {} }
