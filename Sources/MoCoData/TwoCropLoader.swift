@@ -107,8 +107,8 @@ public final class TwoCropLoader: @unchecked Sendable {
 /// an NSCondition for "not full", "not empty", "finished" and "stopped".
 private final class BoundedQueue: @unchecked Sendable {
     private let cond = NSCondition()
+    /// Batches produced and not yet consumed (at most `capacity`).
     private var items: [TwoCropBatch] = []
-    private var head = 0
     private let capacity: Int
     private var stopped = false
     private var finished = false
@@ -120,7 +120,7 @@ private final class BoundedQueue: @unchecked Sendable {
     /// Blocks while full; false if the queue was stopped (the batch is dropped).
     func push(_ b: TwoCropBatch) -> Bool {
         cond.lock(); defer { cond.unlock() }
-        while items.count - head >= capacity && !stopped { cond.wait() }
+        while items.count >= capacity && !stopped { cond.wait() }
         if stopped { return false }
         items.append(b)
         cond.broadcast()
@@ -130,11 +130,10 @@ private final class BoundedQueue: @unchecked Sendable {
     /// Blocks while empty and the producer is still running; nil when done or stopped.
     func pop() -> TwoCropBatch? {
         cond.lock(); defer { cond.unlock() }
-        while items.count == head && !finished && !stopped { cond.wait() }
-        if stopped || items.count == head { return nil }
-        let b = items[head]
-        head += 1
-        if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+        while items.isEmpty && !finished && !stopped { cond.wait() }
+        if stopped || items.isEmpty { return nil }
+        // removeFirst is O(capacity); the queue must not keep a consumed batch alive.
+        let b = items.removeFirst()
         cond.broadcast()
         return b
     }
@@ -149,7 +148,6 @@ private final class BoundedQueue: @unchecked Sendable {
         cond.lock()
         stopped = true
         items.removeAll()
-        head = 0
         cond.broadcast()
         while !finished { cond.wait() }
         cond.unlock()
