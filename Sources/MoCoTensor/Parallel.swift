@@ -12,34 +12,25 @@ public enum Parallel {
     /// Workers per region (1: run inline on the caller).
     nonisolated(unsafe) public static var threads = 1
 
-    /// Calls `body(t)` for t in 0..<parts on up to `parts` threads (the caller and persistent
-    /// `WorkerPool` threads claim parts as they come) and waits for all. A call made while a
-    /// region runs (nested, or from another thread) runs its parts inline, in order.
+    /// Calls `body(t)` for t in 0..<parts on up to `parts` threads and waits for all.
     /// BLAS runs single-threaded inside the region (each worker calls it on its own slice)
     /// and gets its thread count back afterwards.
-    public static func run(_ parts: Int, _ body: (Int) -> Void) {
-        if parts <= 1 || inRegion { for t in 0..<max(1, parts) { body(t) }; return }
-        let blas = Int(openblas_get_num_threads())
-        if blas != 1 { openblas_set_num_threads(1) }
-        inRegion = true
-        if !pool(workers: parts - 1).run(parts, body) { for t in 0..<parts { body(t) } }
-        inRegion = false
-        if blas != 1 { openblas_set_num_threads(Int32(blas)) }
-    }
-
     /// True while a region runs (set and cleared by the thread that starts regions, before
     /// its workers start and after they finish); nested calls run inline.
     nonisolated(unsafe) public private(set) static var inRegion = false
 
-    /// One pool per worker count, created on first use and kept for the process.
-    nonisolated(unsafe) private static var pools: [Int: WorkerPool] = [:]
-    private static let poolsLock = NSLock()
-    private static func pool(workers: Int) -> WorkerPool {
-        poolsLock.lock(); defer { poolsLock.unlock() }
-        if let p = pools[workers] { return p }
-        let p = WorkerPool(workers: workers)
-        pools[workers] = p
-        return p
+    public static func run(_ parts: Int, _ body: (Int) -> Void) {
+        if parts <= 1 || inRegion { for t in 0..<max(1, parts) { body(t) }; return }
+        inRegion = true
+        defer { inRegion = false }
+        let blas = Int(openblas_get_num_threads())
+        if blas != 1 { openblas_set_num_threads(1) }
+        withoutActuallyEscaping(body) { b in
+            // The workers only run while this call waits, and each touches its own slice.
+            let work = UncheckedSendable(b)
+            DispatchQueue.concurrentPerform(iterations: parts) { t in work.value(t) }
+        }
+        if blas != 1 { openblas_set_num_threads(Int32(blas)) }
     }
 
     /// The `t`-th of `parts` contiguous, nearly equal ranges of 0..<n.
