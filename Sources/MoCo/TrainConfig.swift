@@ -45,8 +45,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var checkConsistency = 0
     public var out = "runs/moco"
     public var threads = 0
+    /// Algorithm of the 3x3 stride-1 convolutions (`ConvAlgorithm` raw value); nil: the build's
+    /// default (`Conv2d.algorithm`, winograd4 unless MOCO_CONV says otherwise). Optional so
+    /// that configurations written before it existed still load.
+    public var conv: String? = nil
 
     public init() {}
+
+    /// The convolution algorithm this configuration asks for.
+    public var convAlgorithm: ConvAlgorithm { conv.flatMap { ConvAlgorithm(rawValue: $0) } ?? Conv2d.algorithm }
 
     /// The preset's full configuration (Fashion-MNIST-sized defaults; see docs/training.md).
     public static func preset(_ name: String) throws -> TrainConfig {
@@ -97,6 +104,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(saveEvery >= 0, "--save-every must be >= 0")
         try need(trainSubset >= 0, "--train-subset must be >= 0")
         try need(checkConsistency >= 0, "--check-consistency must be >= 0")
+        try need(conv.map { ConvAlgorithm(rawValue: $0) != nil } ?? true,
+                 "unknown --conv '\(conv ?? "")' (choose \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
         try need(augment.cropScaleMin > 0 && augment.cropScaleMin <= augment.cropScaleMax && augment.cropScaleMax <= 1,
                  "crop scale must satisfy 0 < min <= max <= 1")
     }

@@ -65,6 +65,7 @@ public final class Trainer {
         }
         var hyper = c.hyper
         hyper.inChannels = train.channels
+        Conv2d.algorithm = c.convAlgorithm
         let model = MoCoModel(hyper: hyper, seed: c.seed, comm: comm)
         let sampler = EpochSampler(datasetCount: train.count, globalBatch: c.batchSize, seed: c.seed)
         let stepsPerEpoch = sampler.stepsPerEpoch
@@ -90,6 +91,12 @@ public final class Trainer {
                     throw ConfigError("checkpoint does not match this configuration: " + mismatches.joined(separator: "; "))
                 }
                 if info.epoch > c.epochs { throw ConfigError("checkpoint is at epoch \(info.epoch), beyond --epochs \(c.epochs)") }
+                if info.config.convAlgorithm != c.convAlgorithm {
+                    // Allowed (a user may switch), but the continuation then differs from the
+                    // uninterrupted run by the algorithms' rounding.
+                    log("note: the checkpoint was trained with --conv \(info.config.convAlgorithm.rawValue), this run uses "
+                        + "\(c.convAlgorithm.rawValue); results will differ from an uninterrupted run at rounding level")
+                }
                 try Checkpoint.restore(f, into: model)
                 return info
             }
@@ -100,7 +107,8 @@ public final class Trainer {
 
         log("moco train: \(c.preset), \(c.arch.rawValue) + \(c.head.rawValue) head on \(train.name) (\(train.count) images), "
             + "\(W) rank(s) x \(BLAS.threads) BLAS thread(s), global batch \(c.batchSize), \(stepsPerEpoch) steps/epoch, "
-            + "K=\(c.queueSize) m=\(c.mocoM) T=\(c.mocoT) bn-splits=\(c.bnSplits)\(c.shuffleBN ? " shuffle-BN" : "")\(c.syncBN ? " sync-BN" : "")")
+            + "K=\(c.queueSize) m=\(c.mocoM) T=\(c.mocoT) bn-splits=\(c.bnSplits)\(c.shuffleBN ? " shuffle-BN" : "")\(c.syncBN ? " sync-BN" : ""), "
+            + "conv \(c.convAlgorithm.rawValue)")
 
         let local = c.batchSize / W
         model.plan(localBatch: local, channels: train.channels, height: train.height, width: train.width)

@@ -10,12 +10,20 @@ import MoCoTensor
 ///    convolution), so dX[C, chunk] = wT[C, K*k*k] @ im2col(dY) is written directly;
 ///  - otherwise: dcols = w^T @ dY[K, chunk],  dX += col2im(dcols).
 /// A 1x1 stride-1 convolution skips im2col: y[K, N*HW] = w[K, C] @ x[C, N*HW].
+/// A 3x3 stride-1 padding-1 convolution with at least `ConvAlgorithm.winogradMinChannels`
+/// input and output channels runs the forward and dX through Winograd's F(m×m, 3×3)
+/// (`WinogradVariant`) unless `Conv2d.algorithm` is `.im2col`; dW stays im2col + GEMM.
 ///
 /// Parallelism: the batch is cut into `Parallel.threads` contiguous sample ranges; each worker
 /// runs im2col and single-threaded sgemm on its own range and its own slice of the workspace.
 /// The weight gradient of worker t > 0 goes to a partial buffer; the partials are added in
 /// worker order afterwards, so dW is reproducible bit for bit for a given thread count.
 public final class Conv2d {
+    /// Algorithm for the 3x3 stride-1 convolutions, for every layer planned afterwards
+    /// (`MOCO_CONV` in the environment, or `--conv`; default Winograd F(4×4, 3×3)).
+    nonisolated(unsafe) public static var algorithm: ConvAlgorithm =
+        ProcessInfo.processInfo.environment["MOCO_CONV"].flatMap { ConvAlgorithm(rawValue: $0) } ?? .winograd4
+
     public let name: String
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     public let weightOffset: Int
@@ -23,6 +31,8 @@ public final class Conv2d {
     let workspace: Workspace
     /// Whether backward computes dX (false for the stem, whose input is the image).
     public var needsInputGrad = true
+    /// This layer's algorithm for a 3x3 stride-1 padding-1 shape (read by `plan`).
+    public var algorithm = Conv2d.algorithm
 
     public private(set) var batch = 0
     public private(set) var geometry = ConvGeometry(channels: 0, height: 0, width: 0, kernel: 1, stride: 1, padding: 0)
@@ -36,6 +46,10 @@ public final class Conv2d {
     private var plannedWorkers = 1
     private var input: UnsafePointer<Float>?
     private var ownsDX = true, ownsY = true
+    /// The Winograd variant this layer was planned with (nil: im2col).
+    public private(set) var winograd: WinogradVariant?
+    /// Samples per Winograd chunk of one worker.
+    private var winogradChunk = 1
 
     public init(_ name: String, params: ParameterStore, workspace: Workspace,
                 inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
@@ -83,21 +97,46 @@ public final class Conv2d {
         batch = n
         if !isPointwise {
             plannedWorkers = max(1, min(Parallel.threads, n))
-            // Rows of the columns: im2col(x) and, for the adjoint convolution, im2col(dY).
-            let rows = max(geometry.rows, needDX && transposedBackward ? outChannels * kernel * kernel : 0)
-            let perSample = rows * max(ho * wo, needDX && transposedBackward ? h * w : 0)
             let perWorker = (n + plannedWorkers - 1) / plannedWorkers
+            winograd = kernel == 3 && stride == 1 && padding == 1
+                && min(inChannels, outChannels) >= ConvAlgorithm.winogradMinChannels ? algorithm.variant : nil
+            var slice = 0
+            if let v = winograd {
+                // Winograd forward and dX; im2col(x) only for dW.
+                // Whole groups of 8 samples (the transforms' vector lanes), at least one.
+                let perGroup = v.workspaceFloats(inChannels: inChannels, outChannels: outChannels,
+                                                 height: h, width: w, samples: 8)
+                winogradChunk = min(perWorker, 8 * max(1, winogradChunkFloats / perGroup))
+                slice = v.workspaceFloats(inChannels: inChannels, outChannels: outChannels,
+                                          height: h, width: w, samples: winogradChunk)
+            }
+            // Rows of the columns: im2col(x) and, for the adjoint convolution, im2col(dY).
+            let adjointCols = needDX && transposedBackward && winograd == nil
+            let rows = max(geometry.rows, adjointCols ? outChannels * kernel * kernel : 0)
+            let perSample = rows * max(ho * wo, adjointCols ? h * w : 0)
             chunk = max(1, min(perWorker, im2colChunkFloats / max(1, perSample)))
-            sliceFloats = (chunk * perSample + 15) & ~15
+            if winograd == nil || backward { slice = max(slice, chunk * perSample) }
+            sliceFloats = (slice + 15) & ~15
             var total = plannedWorkers * sliceFloats
-            if backward {
-                // Partial dW of workers 1..<T, and the flipped kernel for the adjoint convolution.
-                let wCount = (outChannels * geometry.rows + 15) & ~15
-                total += (plannedWorkers - 1) * wCount + (needDX && transposedBackward ? wCount : 0)
+            let wCount = (outChannels * geometry.rows + 15) & ~15
+            // Partial dW of workers 1..<T.
+            if backward || winograd != nil { total += (plannedWorkers - 1) * wCount }
+            // The transformed filter (Winograd, forward and adjoint in turn), or the flipped
+            // kernel of the adjoint im2col convolution.
+            if let v = winograd {
+                total += v.filterFloats(inChannels: inChannels, outChannels: outChannels)
+            } else if backward && adjointCols {
+                total += wCount
             }
             workspace.reserve(total)
         }
         return (ho, wo)
+    }
+
+    /// Start of the filter area of the workspace: after the workers' slices and the partial
+    /// weight gradients of workers 1..<T.
+    private var filterArea: UnsafeMutablePointer<Float> {
+        workspace.ptr + plannedWorkers * sliceFloats + (plannedWorkers - 1) * ((outChannels * geometry.rows + 15) & ~15)
     }
 
     /// Workers for this call: the planned count unless `Parallel.threads` was lowered since.
@@ -116,6 +155,23 @@ public final class Conv2d {
         let rows = geometry.rows, g = geometry, N = batch, K = outChannels, chunk = self.chunk
         let ws = workspace.ptr, slice = sliceFloats, yp = y.ptr
         let T = workers
+        if let v = winograd {
+            // u: [α², K, C] after the workers' slices and the partial weight gradients.
+            let u = filterArea
+            v.transformFilter(w, outChannels: K, inChannels: inChannels, adjoint: false, into: u)
+            let C = inChannels, H = g.height, W = g.width, wc = winogradChunk
+            Parallel.run(T) { t in
+                let range = Parallel.partition(N, parts: T, t)
+                var n0 = range.lowerBound
+                while n0 < range.upperBound {
+                    let nb = min(wc, range.upperBound - n0)
+                    v.conv3x3(x, batch: N, first: n0, count: nb, inChannels: C, outChannels: K, height: H, width: W,
+                              filter: u, output: yp, workspace: ws + t * slice)
+                    n0 += nb
+                }
+            }
+            return
+        }
         Parallel.run(T) { t in
             let cols = ws + t * slice
             let range = Parallel.partition(N, parts: T, t)
@@ -151,15 +207,19 @@ public final class Conv2d {
         let rows = geometry.rows, g = geometry, N = batch, K = outChannels, C = inChannels, chunk = self.chunk
         let HW = g.height * g.width, ldx = N * HW
         let kk = kernel * kernel
-        let T = workers, slice = sliceFloats
+        let T = workers, slice = sliceFloats, wc = winogradChunk
         let ws = workspace.ptr
         let wCount = (K * rows + 15) & ~15
         let partials = ws + plannedWorkers * slice
-        let adjoint = needDX && transposedBackward
-        let wT = partials + (plannedWorkers - 1) * wCount
+        let wino = needDX ? winograd : nil
+        let adjoint = needDX && transposedBackward && wino == nil
+        let wT = filterArea
         let ag = adjointGeometry
         let dXp = needDX ? dX.ptr : ws   // unused when !needDX
-        if adjoint {
+        if let v = wino {
+            // u: [α², C, K], the Winograd filter of the flipped, transposed kernel.
+            v.transformFilter(w, outChannels: K, inChannels: C, adjoint: true, into: wT)
+        } else if adjoint {
             // wT[c, (k*kh + i)*kw + j] = w[k, c, kh-1-i, kw-1-j]
             for k in 0..<K {
                 for c in 0..<C {
@@ -187,7 +247,7 @@ public final class Conv2d {
                     im2col(dY, batch: N, first: n0, count: nb, geometry: ag, cols: cols)
                     BLAS.sgemm(m: C, n: nb * HW, k: K * kk, a: wT, lda: K * kk, b: cols, ldb: nb * HW,
                                c: dXp + n0 * HW, ldc: ldx)
-                } else if needDX {
+                } else if needDX && wino == nil {
                     BLAS.sgemm(transA: true, m: rows, n: nb * hoWo, k: K, a: w, lda: rows,
                                b: dY + n0 * hoWo, ldb: ldy, c: cols, ldc: nb * hoWo)
                     col2im(cols, batch: N, first: n0, count: nb, geometry: g, dX: dXp)
@@ -195,6 +255,16 @@ public final class Conv2d {
                 n0 += nb
             }
             if first { dWt.update(repeating: 0, count: K * rows) }
+            if let v = wino {
+                // dX = the stride-1 'same' convolution of dY with the flipped, transposed kernel.
+                n0 = range.lowerBound
+                while n0 < range.upperBound {
+                    let nb = min(wc, range.upperBound - n0)
+                    v.conv3x3(dY, batch: N, first: n0, count: nb, inChannels: K, outChannels: C,
+                              height: g.height, width: g.width, filter: wT, output: dXp, workspace: cols)
+                    n0 += nb
+                }
+            }
         }
         // Partial weight gradients, added in worker order.
         for t in 1..<max(1, T) { BLAS.axpy(n: K * rows, alpha: 1, x: partials + (t - 1) * wCount, y: dW) }

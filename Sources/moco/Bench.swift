@@ -17,9 +17,11 @@ struct Bench: ParsableCommand {
         @Option(help: "resnet20, resnet18 or all.") var arch = "all"
         @Option(help: "BLAS threads.") var threads: Int?
         @Option(help: "Timed repetitions per op (median).") var repeats = 5
+        @Option(help: "3x3 stride-1 convolutions: winograd4 (default), winograd2 or im2col.") var conv: String?
 
         func run() throws {
             Runtime.run(threads: threads) { comm in
+                try setConvAlgorithm(conv)
                 let peak = SgemmPeak.large()
                 say(comm, String(format: "sgemm 2048^3: %.1f GFLOP/s with %d thread(s); batch %d", peak, BLAS.threads, batch))
                 say(comm, "arch      conv                      in   out k s  HxW      fwd ms   fwd GF/s  bwd ms   bwd GF/s  sgemm GF/s  fwd/sgemm")
@@ -49,9 +51,11 @@ struct Bench: ParsableCommand {
         @Option(help: "Measured steps.") var steps = 10
         @Flag(help: "Symmetric loss.") var symmetric = false
         @Flag(help: "Print one JSON line.") var json = false
+        @Option(help: "3x3 stride-1 convolutions: winograd4 (default), winograd2 or im2col.") var conv: String?
 
         func run() throws {
             Runtime.run(threads: threads) { comm in
+                try setConvAlgorithm(conv)
                 var c = StepBench.Config()
                 c.architecture = try parseArch(arch)
                 if c.architecture == .resnet18 { c.channels = 3; c.height = 32; c.width = 32 }
@@ -63,8 +67,8 @@ struct Bench: ParsableCommand {
                     let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
                     say(comm, String(decoding: try enc.encode(r), as: UTF8.self))
                 } else {
-                    say(comm, String(format: "%@ global batch %d, %d rank(s) x %d thread(s): %.1f img/s (median step %.1f ms)",
-                                     r.arch, r.batch, r.world, r.threads, r.images_per_s, r.step_ms_median))
+                    say(comm, String(format: "%@ global batch %d, %d rank(s) x %d thread(s), conv %@: %.1f img/s (median step %.1f ms)",
+                                     r.arch, r.batch, r.world, r.threads, r.conv, r.images_per_s, r.step_ms_median))
                     say(comm, String(format: "model %.1f GFLOP/s (4 x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s; %.0f%% of it",
                                      r.gflops, r.forward_mflop_per_image, r.sgemm_peak_gflops, 100 * r.fraction_of_sgemm_peak))
                     for (k, v) in r.phases_ms.sorted(by: { $0.key < $1.key }) { say(comm, String(format: "  %-30@ %8.2f ms", k, v)) }
@@ -91,4 +95,13 @@ struct Bench: ParsableCommand {
             }
         }
     }
+}
+
+/// Applies `--conv` (every rank parses the same arguments, so they agree).
+func setConvAlgorithm(_ name: String?) throws {
+    guard let name else { return }
+    guard let a = ConvAlgorithm(rawValue: name) else {
+        throw ValidationError("unknown --conv '\(name)' (choose \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    Conv2d.algorithm = a
 }

@@ -44,6 +44,7 @@ struct Train: ParsableCommand {
     @Option(help: "Verify queue and weights agree across ranks every N steps (0 = off).") var checkConsistency: Int?
     @Option(help: "Resume from a checkpoint path, or 'auto' for the latest in --out.") var resume: String?
     @Option(help: "BLAS threads per rank (default: cores / ranks on the node).") var threads: Int?
+    @Option(help: "3x3 stride-1 convolutions: winograd4 (default), winograd2 or im2col.") var conv: String?
     @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
     @Flag(help: "Print the effective configuration and exit.") var dryRun = false
 
@@ -83,6 +84,7 @@ struct Train: ParsableCommand {
         if let knnT { c.knnT = knnT }
         if let checkConsistency { c.checkConsistency = checkConsistency }
         if let threads { c.threads = threads }
+        if let conv { c.conv = conv }
         return c
     }
 

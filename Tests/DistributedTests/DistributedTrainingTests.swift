@@ -23,6 +23,14 @@ final class DistributedTrainingTests: XCTestCase {
 
     static let tiny = ["--data", "synthetic", "--train-subset", "64", "--batch-size", "16", "--queue-size", "48",
                        "--knn-every", "0", "--threads", "1", "--log-every", "1", "--seed", "3"]
+    /// The equivalence tests (W ranks against one process, resume across world sizes) compare
+    /// runs whose convolutions see different chunks of samples. im2col's per-sample results do
+    /// not depend on the chunk beyond GEMM rounding (~1e-7); Winograd's differ by ~1e-6 (the
+    /// output transform amplifies the GEMM's last-ulp differences, `WinogradTests`), enough to
+    /// flip a ReLU input that sits at zero in this 16-sample run, which moves the step by far more
+    /// than the tolerances. These tests check the distributed semantics, so they pin the
+    /// algorithm to im2col; the default (Winograd) runs in the consistency and failure tests.
+    static let exact = tiny + ["--conv", "im2col"]
 
     func out(_ name: String) -> String { tmp.appendingPathComponent(name).path }
 
@@ -175,13 +183,13 @@ final class DistributedTrainingTests: XCTestCase {
     /// queue, its pointer, SGD's momentum (= the gradient) and the loss agree; over 4 steps the
     /// losses agree.
     func compareWithOneProcess(ranks w: Int) throws {
-        let one = Self.tiny + ["--epochs", "1", "--train-subset", "16", "--check-consistency", "1"]
+        let one = Self.exact + ["--epochs", "1", "--train-subset", "16", "--check-consistency", "1"]
         _ = try train(ranks: nil, one + ["--bn-splits", "\(w)", "--out", out("single-\(w)")])
         _ = try train(ranks: w, one + ["--out", out("mpi-\(w)")])
         try assertSameStep(out("single-\(w)") + "/checkpoint_0001.safetensors", out("mpi-\(w)") + "/checkpoint_0001.safetensors",
                            "\(w) ranks vs 1 process with --bn-splits \(w), 1 step")
         try assertSameLosses(out("single-\(w)"), out("mpi-\(w)"), count: 1)
-        let four = Self.tiny + ["--epochs", "1", "--check-consistency", "2"]
+        let four = Self.exact + ["--epochs", "1", "--check-consistency", "2"]
         _ = try train(ranks: nil, four + ["--bn-splits", "\(w)", "--out", out("single4-\(w)")])
         _ = try train(ranks: w, four + ["--out", out("mpi4-\(w)")])
         try assertSameLosses(out("single4-\(w)"), out("mpi4-\(w)"), count: 4)
@@ -192,7 +200,7 @@ final class DistributedTrainingTests: XCTestCase {
     func testTwoRanksMatchOneProcessWithBNSplits() throws {
         try compareWithOneProcess(ranks: 2)
         // The comparison can fail: against BatchNorm over groups of 4 instead of 8 samples.
-        _ = try train(ranks: nil, Self.tiny + ["--epochs", "1", "--train-subset", "16", "--bn-splits", "4", "--out", out("other")])
+        _ = try train(ranks: nil, Self.exact + ["--epochs", "1", "--train-subset", "16", "--bn-splits", "4", "--out", out("other")])
         let x = try load(out("other") + "/checkpoint_0001.safetensors"), y = try load(out("mpi-2") + "/checkpoint_0001.safetensors")
         let d = relativeDifferences(x.tensors, y.tensors)
         XCTAssertGreaterThan(d.values.max()!, 100 * Self.stepTolerance, "other BN groups must change the step beyond the tolerance")
@@ -222,7 +230,7 @@ final class DistributedTrainingTests: XCTestCase {
     /// epoch 1 and ends where the uninterrupted run ends (queue, encoders and losses within
     /// `runTolerance`). 32 images: 2 steps per epoch.
     func testResumeWithADifferentWorldSize() throws {
-        let args = Self.tiny + ["--epochs", "2", "--train-subset", "32"]
+        let args = Self.exact + ["--epochs", "2", "--train-subset", "32"]
         _ = try train(ranks: nil, args + ["--bn-splits", "2", "--out", out("straight")])
         // 2 ranks -> 1 process
         _ = try train(ranks: 2, args + ["--stop-after", "1", "--out", out("a")])

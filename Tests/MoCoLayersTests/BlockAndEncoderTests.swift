@@ -50,10 +50,11 @@ final class BlockAndEncoderTests: XCTestCase {
     /// A block planned with shared slots (bn1's output in scratch, recomputed in the backward)
     /// gives bit for bit the output and gradients of one that keeps every buffer, even when
     /// the scratch is overwritten between forward and backward (as the next block does).
+    /// Small channel counts run im2col, 16 channels the Winograd convolutions.
     func testSharedSlotsRecomputeMatchesOwnBuffers() {
-        for stride in [1, 2] {
+        for (stride, cin) in [(1, 3), (2, 3), (1, 16), (2, 16)] {
             var rng = Xoshiro(seed: 33 + UInt64(stride))
-            let cin = 3, cout = stride == 1 ? 3 : 4, n = 4, h = 6, w = 6
+            let cout = stride == 1 ? cin : cin + 1, n = 4, h = 6, w = 6
             func make() -> (BasicBlock, ParameterStore) {
                 let p = ParameterStore(), b = ParameterStore(withGradients: false)
                 let block = BasicBlock("blk", params: p, buffers: b, workspace: Workspace(), inChannels: cin,

@@ -20,15 +20,18 @@ final class ConvGradientTests: XCTestCase {
         return y
     }
 
-    func runConv(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, n: Int, h: Int, w: Int) {
+    func runConv(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, n: Int, h: Int, w: Int,
+                 algorithm: ConvAlgorithm = .im2col) {
         var rng = Xoshiro(seed: UInt64(c * 1000 + k * 100 + kernel * 10 + stride), stream: [1])
         let params = ParameterStore()
         let ws = Workspace()
         let conv = Conv2d("conv", params: params, workspace: ws, inChannels: c, outChannels: k,
                           kernel: kernel, stride: stride, padding: pad)
+        conv.algorithm = algorithm
         params.finalize()
         for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
         let (ho, wo) = conv.plan(batch: n, height: h, width: w, backward: true)
+        XCTAssertEqual(conv.winograd, algorithm.variant, "the layer must run the algorithm under test")
         let x = randomBuffer(c * n * h * w, &rng)
         let r = randomBuffer(k * n * ho * wo, &rng)
         conv.forward(x.ptr)
@@ -51,21 +54,29 @@ final class ConvGradientTests: XCTestCase {
     func testConv1x1Stride2() { runConv(c: 3, k: 5, kernel: 1, stride: 2, pad: 0, n: 2, h: 6, w: 5) }
     func testConv5x5Pad2() { runConv(c: 2, k: 2, kernel: 5, stride: 1, pad: 2, n: 2, h: 6, w: 7) }
     func testConv3x3NoPad() { runConv(c: 2, k: 3, kernel: 3, stride: 1, pad: 0, n: 2, h: 5, w: 5) }
+    /// Winograd forward and dX (dW stays im2col): odd map sizes, a partial group of 8 samples,
+    /// the smallest channel counts that take the Winograd path.
+    func testConv3x3Winograd2() { runConv(c: 8, k: 9, kernel: 3, stride: 1, pad: 1, n: 3, h: 5, w: 6, algorithm: .winograd2) }
+    func testConv3x3Winograd4() { runConv(c: 9, k: 8, kernel: 3, stride: 1, pad: 1, n: 10, h: 7, w: 5, algorithm: .winograd4) }
 
-    /// A batch larger than one im2col chunk must give the same result as chunk-free GEMM.
+    /// A batch larger than one chunk (im2col: 2 samples; Winograd: one group of 8) must give
+    /// the result of the definition, with every algorithm.
     func testChunkedConvMatchesDirect() {
-        var rng = Xoshiro(seed: 7)
-        let params = ParameterStore(), ws = Workspace()
-        let conv = Conv2d("c", params: params, workspace: ws, inChannels: 64, outChannels: 8, kernel: 3, stride: 1, padding: 1)
-        params.finalize()
-        for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.1 }
-        let n = 9, h = 64, w = 64   // rows 576 x 4096 columns per sample: 2 samples per chunk
-        conv.plan(batch: n, height: h, width: w, backward: false)
-        let x = randomBuffer(64 * n * h * w, &rng)
-        conv.forward(x.ptr)
-        let ref = directConv(x: x.array, n: n, c: 64, h: h, w: w, weight: params.array("c.weight"), k: 8, kernel: 3, stride: 1, pad: 1)
-        var worst = 0.0
-        for i in stride(from: 0, to: ref.count, by: 97) { worst = max(worst, abs(Double(conv.y.ptr[i]) - ref[i])) }
-        XCTAssertLessThan(worst, 1e-3)
+        for algorithm in ConvAlgorithm.allCases {
+            var rng = Xoshiro(seed: 7)
+            let params = ParameterStore(), ws = Workspace()
+            let conv = Conv2d("c", params: params, workspace: ws, inChannels: 64, outChannels: 8, kernel: 3, stride: 1, padding: 1)
+            conv.algorithm = algorithm
+            params.finalize()
+            for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.1 }
+            let n = 9, h = 64, w = 64   // rows 576 x 4096 columns per sample: 2 samples per chunk
+            conv.plan(batch: n, height: h, width: w, backward: false)
+            let x = randomBuffer(64 * n * h * w, &rng)
+            conv.forward(x.ptr)
+            let ref = directConv(x: x.array, n: n, c: 64, h: h, w: w, weight: params.array("c.weight"), k: 8, kernel: 3, stride: 1, pad: 1)
+            var worst = 0.0
+            for i in stride(from: 0, to: ref.count, by: 97) { worst = max(worst, abs(Double(conv.y.ptr[i]) - ref[i])) }
+            XCTAssertLessThan(worst, 1e-3, "\(algorithm)")
+        }
     }
 }

@@ -12,15 +12,29 @@ import SafeTensors
 /// require 1e-4 relative; gradients to ~6e-4 of each tensor's largest magnitude, so we require
 /// 5e-3 of it (an error in any term of the backward moves entries by far more). The spot-checked
 /// weights after the momentum update and SGD must agree to 1e-5 absolute (they move by ~1e-3).
+///
+/// The step runs once per convolution algorithm. im2col must meet the per-tensor gradient
+/// tolerance above. The Winograd runs (`WinogradTests`: up to ~6e-6 of Σ|w||x| per layer
+/// instead of ~1e-7) must meet every forward tolerance, but their gradients are compared by the
+/// relative L2 error over all parameters, ≤ 5e-2: this batch-8 step is ill-conditioned (BatchNorm
+/// over 8 samples, ~2M ReLU inputs), and a rounding-level change can flip the mask of a ReLU input
+/// that lies within ~1e-5 of zero, which moves the gradients by far more than rounding. Measured
+/// relative L2 errors are bimodal, never in between: ~3e-6 without a flip (im2col and F(2×2)
+/// plain BN, F(4×4) split BN: 1e-5) and 1e-3..1.4e-2 with one (F(2×2) split BN, F(4×4) plain
+/// BN; im2col split BN 7.7e-5). A wrong term in the Winograd forward or backward moves the
+/// gradients by O(1), and the finite-difference tests pin those backward passes exactly.
 final class ReferenceStepTests: XCTestCase {
     static var referencePath: String {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return root.deletingLastPathComponent().appendingPathComponent("shared/reference/moco_step_resnet20.safetensors").path
     }
 
-    func runReference(_ tag: String, splits: Int) throws {
+    func runReference(_ tag: String, splits: Int, algorithm: ConvAlgorithm = .im2col) throws {
         let path = Self.referencePath
         guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("no reference file at \(path)") }
+        let saved = Conv2d.algorithm
+        Conv2d.algorithm = algorithm
+        defer { Conv2d.algorithm = saved }
         let f = try SafeTensorsFile(path: path)
         var h = MoCoHyper()
         h.architecture = .resnet20; h.head = .mlp; h.inChannels = 1; h.dim = 128; h.queueSize = 64
@@ -41,9 +55,21 @@ final class ReferenceStepTests: XCTestCase {
         assertClose(model.keysForTesting, try f.floats("\(tag).keys"), rel: 1e-4, "keys")
         assertClose(model.queue.keys.array, try f.floats("\(tag).queue"), rel: 1e-4, "queue")
         XCTAssertEqual(model.queue.pointer, Int(try f.int64s("\(tag).queue_ptr")[0]))
-        for e in model.query.params.entries {
-            assertClose(model.query.params.gradArray(e.name), try f.floats("\(tag).grad.encoder_q.\(e.name)"),
-                        rel: 5e-3, "grad \(e.name)")
+        if algorithm == .im2col {
+            for e in model.query.params.entries {
+                assertClose(model.query.params.gradArray(e.name), try f.floats("\(tag).grad.encoder_q.\(e.name)"),
+                            rel: 5e-3, "grad \(e.name)")
+            }
+        } else {
+            var err2 = 0.0, ref2 = 0.0
+            for e in model.query.params.entries {
+                let g = model.query.params.gradArray(e.name), r = try f.floats("\(tag).grad.encoder_q.\(e.name)")
+                XCTAssertEqual(g.count, r.count, e.name)
+                for i in 0..<min(g.count, r.count) {
+                    err2 += Double(g[i] - r[i]) * Double(g[i] - r[i]); ref2 += Double(r[i]) * Double(r[i])
+                }
+            }
+            XCTAssertLessThanOrEqual((err2 / ref2).squareRoot(), 5e-2, "\(algorithm): relative L2 error of the gradients")
         }
         for (enc, side) in [(model.query, "q"), (model.key, "k")] {
             for e in enc.buffers.entries {
@@ -66,4 +92,12 @@ final class ReferenceStepTests: XCTestCase {
 
     func testStepMatchesPyTorchPlainBN() throws { try runReference("s1", splits: 1) }
     func testStepMatchesPyTorchSplitBN() throws { try runReference("s2", splits: 2) }
+    func testWinograd4StepMatchesPyTorch() throws {
+        try runReference("s1", splits: 1, algorithm: .winograd4)
+        try runReference("s2", splits: 2, algorithm: .winograd4)
+    }
+    func testWinograd2StepMatchesPyTorch() throws {
+        try runReference("s1", splits: 1, algorithm: .winograd2)
+        try runReference("s2", splits: 2, algorithm: .winograd2)
+    }
 }

@@ -34,6 +34,8 @@ public enum StepBench {
         public var phases_ms: [String: Double]
         public var peak_rss_mb: Double
         public var comm_bytes_per_step: [String: Double]
+        /// Algorithm of the 3x3 stride-1 convolutions.
+        public var conv = Conv2d.algorithm.rawValue
     }
 
     public static func run(_ c: Config, comm: Communicator) throws -> Result {

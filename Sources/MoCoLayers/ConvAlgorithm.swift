@@ -1,0 +1,30 @@
+import Foundation
+import MoCoTensor
+
+/// How 3x3 stride-1 padding-1 convolutions compute their forward pass and input gradient.
+/// (Every other convolution, and every weight gradient, uses im2col + GEMM.)
+public enum ConvAlgorithm: String, Sendable, CaseIterable {
+    /// im2col + one GEMM per chunk of samples.
+    case im2col
+    /// Winograd F(2×2, 3×3) (`WinogradVariant.f2x2`).
+    case winograd2
+    /// Winograd F(4×4, 3×3) (`WinogradVariant.f4x4`).
+    case winograd4
+
+    public var variant: WinogradVariant? {
+        switch self {
+        case .im2col: nil
+        case .winograd2: .f2x2
+        case .winograd4: .f4x4
+        }
+    }
+
+    /// Layers with fewer input or output channels stay on im2col (the stem, C = 1 or 3): the
+    /// Winograd GEMMs have C as their inner dimension, and with a handful of channels the
+    /// transforms cost more than the multiplications they save.
+    public static let winogradMinChannels = 8
+}
+
+/// Maximum floats of one worker's Winograd chunk (transformed inputs and outputs).
+public let winogradChunkFloats: Int =
+    ProcessInfo.processInfo.environment["MOCO_WINOGRAD_CHUNK"].flatMap { Int($0) } ?? (1 << 19)
