@@ -61,6 +61,7 @@ final class CLITests: XCTestCase {
             (["--data", "imagenet"], "unknown --data"),
             (["--preset", "moco-v9"], "unknown preset"),
             (["--arch", "resnet50"], "unknown --arch"),
+            (["--conv", "fft"], "unknown --conv 'fft'"),
         ]
         for (args, expect) in cases {
             let r = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("bad").path] + args + ["--dry-run"])
