@@ -79,8 +79,10 @@ public final class MoCoModel {
         self.hyper = hyper
         self.comm = comm
         query = Encoder(architecture: hyper.architecture, head: hyper.head, inChannels: hyper.inChannels, dim: hyper.dim)
+        // The key encoder runs strictly between the query's forward and loss, never alongside
+        // it, so it shares the query's convolution workspace.
         key = Encoder(architecture: hyper.architecture, head: hyper.head, inChannels: hyper.inChannels, dim: hyper.dim,
-                      trainable: false)
+                      trainable: false, workspace: query.workspace)
         query.initialize(seed: seed)
         key.copyState(from: query)
         query.bnSplits = hyper.bnSplits

@@ -14,7 +14,10 @@ public final class Encoder {
     public let dim: Int
     public let params: ParameterStore
     public let buffers = ParameterStore(withGradients: false)
-    let workspace = Workspace()
+    /// Scratch of the convolutions (im2col columns, Winograd tiles and filters); may be shared
+    /// with other encoders that never run at the same time (the MoCo key encoder uses the
+    /// query encoder's).
+    public let workspace: Workspace
 
     public let conv1: Conv2d
     public let bn1: BatchNorm2d
@@ -37,8 +40,10 @@ public final class Encoder {
     public let batchNorms: [BatchNorm2d]
     public let convs: [Conv2d]
 
-    public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int = 128, trainable: Bool = true) {
+    public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int = 128, trainable: Bool = true,
+                workspace: Workspace = Workspace()) {
         self.architecture = architecture; self.head = head; self.inChannels = inChannels; self.dim = dim
+        self.workspace = workspace
         let params = ParameterStore(withGradients: trainable)
         self.params = params
         conv1 = Conv2d("conv1", params: params, workspace: workspace, inChannels: inChannels,
