@@ -99,14 +99,20 @@ public final class Conv2d {
             plannedWorkers = max(1, min(Parallel.threads, n))
             let perWorker = (n + plannedWorkers - 1) / plannedWorkers
             winograd = kernel == 3 && stride == 1 && padding == 1
-                && min(inChannels, outChannels) >= ConvAlgorithm.winogradMinChannels ? algorithm.variant : nil
+                && min(inChannels, outChannels) >= ConvAlgorithm.winogradMinChannels ? algorithm.variant(height: h, width: w) : nil
             var slice = 0
             if let v = winograd {
                 // Winograd forward and dX; im2col(x) only for dW.
-                // Whole groups of 8 samples (the transforms' vector lanes), at least one.
+                // Whole groups of 8 samples (the transforms' vector lanes): as many as fit the
+                // chunk budget, and at least enough that the chunk's transformed tiles are as
+                // large as U (α²·K·C floats), which every chunk reads and OpenBLAS packs again:
+                // with 256-512 channels on 4x4-8x8 maps a budget-sized chunk has only 8-32 GEMM
+                // columns, and U's traffic then costs more than the multiplications.
                 let perGroup = v.workspaceFloats(inChannels: inChannels, outChannels: outChannels,
                                                  height: h, width: w, samples: 8)
-                winogradChunk = min(perWorker, 8 * max(1, winogradChunkFloats / perGroup))
+                let filter = v.filterFloats(inChannels: inChannels, outChannels: outChannels)
+                let groups = max(winogradChunkFloats / perGroup, (filter + perGroup - 1) / perGroup, 1)
+                winogradChunk = min(perWorker, 8 * groups)
                 slice = v.workspaceFloats(inChannels: inChannels, outChannels: outChannels,
                                           height: h, width: w, samples: winogradChunk)
             }

@@ -8,14 +8,18 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     case im2col
     /// Winograd F(2×2, 3×3) (`WinogradVariant.f2x2`).
     case winograd2
-    /// Winograd F(4×4, 3×3) (`WinogradVariant.f4x4`).
+    /// Winograd F(4×4, 3×3) (`WinogradVariant.f4x4`), and F(2×2, 3×3) on maps of 4 or fewer
+    /// rows or columns, where F(4×4) has one tile per sample and its GEMMs too few columns for
+    /// their 36·K·C-float filter (ResNet-18's 4x4 layer, `moco bench ops --batch 64 --threads 1`:
+    /// F(4×4) 68 ms, F(2×2) 52 ms, im2col 86 ms forward).
     case winograd4
 
-    public var variant: WinogradVariant? {
+    /// The Winograd variant for a map of `height` x `width` (nil: im2col).
+    public func variant(height: Int, width: Int) -> WinogradVariant? {
         switch self {
         case .im2col: nil
         case .winograd2: .f2x2
-        case .winograd4: .f4x4
+        case .winograd4: height > 4 && width > 4 ? .f4x4 : .f2x2
         }
     }
 
@@ -28,3 +32,4 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
 /// Maximum floats of one worker's Winograd chunk (transformed inputs and outputs).
 public let winogradChunkFloats: Int =
     ProcessInfo.processInfo.environment["MOCO_WINOGRAD_CHUNK"].flatMap { Int($0) } ?? (1 << 19)
+

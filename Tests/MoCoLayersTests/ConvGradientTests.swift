@@ -31,7 +31,7 @@ final class ConvGradientTests: XCTestCase {
         params.finalize()
         for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
         let (ho, wo) = conv.plan(batch: n, height: h, width: w, backward: true)
-        XCTAssertEqual(conv.winograd, algorithm.variant, "the layer must run the algorithm under test")
+        XCTAssertEqual(conv.winograd, algorithm.variant(height: h, width: w), "the layer must run the algorithm under test")
         let x = randomBuffer(c * n * h * w, &rng)
         let r = randomBuffer(k * n * ho * wo, &rng)
         conv.forward(x.ptr)
@@ -58,6 +58,28 @@ final class ConvGradientTests: XCTestCase {
     /// the smallest channel counts that take the Winograd path.
     func testConv3x3Winograd2() { runConv(c: 8, k: 9, kernel: 3, stride: 1, pad: 1, n: 3, h: 5, w: 6, algorithm: .winograd2) }
     func testConv3x3Winograd4() { runConv(c: 9, k: 8, kernel: 3, stride: 1, pad: 1, n: 10, h: 7, w: 5, algorithm: .winograd4) }
+
+    /// winograd4 runs F(2×2) on maps with 4 or fewer rows or columns; im2col for the stem-like
+    /// layers with fewer than 8 channels and for strided or 1x1 convolutions.
+    func testAlgorithmSelection() {
+        XCTAssertEqual(ConvAlgorithm.winograd4.variant(height: 7, width: 7), .f4x4)
+        XCTAssertEqual(ConvAlgorithm.winograd4.variant(height: 4, width: 4), .f2x2)
+        XCTAssertEqual(ConvAlgorithm.winograd4.variant(height: 32, width: 3), .f2x2)
+        XCTAssertEqual(ConvAlgorithm.winograd2.variant(height: 28, width: 28), .f2x2)
+        XCTAssertNil(ConvAlgorithm.im2col.variant(height: 28, width: 28))
+        func planned(_ c: Int, _ k: Int, kernel: Int, stride: Int, h: Int) -> WinogradVariant? {
+            let conv = Conv2d("c", params: ParameterStore(), workspace: Workspace(), inChannels: c, outChannels: k,
+                              kernel: kernel, stride: stride, padding: kernel / 2)
+            conv.algorithm = .winograd4
+            conv.plan(batch: 2, height: h, width: h, backward: true)
+            return conv.winograd
+        }
+        XCTAssertEqual(planned(16, 16, kernel: 3, stride: 1, h: 28), .f4x4)
+        XCTAssertEqual(planned(512, 512, kernel: 3, stride: 1, h: 4), .f2x2)
+        XCTAssertNil(planned(1, 16, kernel: 3, stride: 1, h: 28))
+        XCTAssertNil(planned(16, 32, kernel: 3, stride: 2, h: 28))
+        XCTAssertNil(planned(16, 32, kernel: 1, stride: 1, h: 28))
+    }
 
     /// A batch larger than one chunk (im2col: 2 samples; Winograd: one group of 8) must give
     /// the result of the definition, with every algorithm.

@@ -82,7 +82,7 @@ final class ParallelEngineTests: XCTestCase {
             for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
             let n = 5, h = 6, w = 5
             let (ho, wo) = conv.plan(batch: n, height: h, width: w, backward: true)
-            XCTAssertEqual(conv.winograd, k == 3 && s == 1 ? algorithm.variant : nil)
+            XCTAssertEqual(conv.winograd, k == 3 && s == 1 ? algorithm.variant(height: h, width: w) : nil)
             let x = randomBuffer(c * n * h * w, &rng), r = randomBuffer((c + 1) * n * ho * wo, &rng)
             conv.forward(x.ptr)
             conv.backward(r.ptr)
