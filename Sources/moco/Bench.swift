@@ -23,7 +23,8 @@ struct Bench: ParsableCommand {
             Runtime.run(threads: threads) { comm in
                 try setConvAlgorithm(conv)
                 let peak = SgemmPeak.large()
-                say(comm, String(format: "sgemm 2048^3: %.1f GFLOP/s with %d thread(s); batch %d", peak, BLAS.threads, batch))
+                say(comm, String(format: "sgemm 2048^3: %.1f GFLOP/s with %d thread(s); batch %d; conv %@", peak, BLAS.threads, batch,
+                                 Conv2d.algorithm.rawValue))
                 say(comm, "arch      conv                      in   out k s  HxW      fwd ms   fwd GF/s  bwd ms   bwd GF/s  sgemm GF/s  fwd/sgemm")
                 let archs: [(Architecture, Int, Int)] = arch == "all" ? [(.resnet20, 1, 28), (.resnet18, 3, 32)]
                     : [(try parseArch(arch), arch == "resnet18" ? 3 : 1, arch == "resnet18" ? 32 : 28)]
