@@ -2,6 +2,8 @@ import Foundation
 import MoCo
 import MoCoComm
 import MoCoTensor
+import MoCoLayers
+import ArgumentParser
 
 /// Process set-up shared by the subcommands: the communicator, BLAS threads, and error
 /// handling that never leaves a peer waiting (an error every rank agreed on is printed once by
@@ -15,6 +17,11 @@ enum Runtime {
         BLAS.threads = threads.flatMap { $0 > 0 ? $0 : nil } ?? defaultThreads()
         var code: Int32 = 0
         do {
+            // Every rank sees the same environment (mpirun -x), so they agree on this error.
+            if let name = ProcessInfo.processInfo.environment["MOCO_CONV"], ConvAlgorithm(rawValue: name) == nil {
+                throw ValidationError("unknown MOCO_CONV '\(name)' (choose "
+                                      + ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+            }
             try body(comm)
         } catch let e as CommError {
             if case .peerFailed(let rank, let message) = e.kind {

@@ -84,7 +84,7 @@ struct Train: ParsableCommand {
         if let knnT { c.knnT = knnT }
         if let checkConsistency { c.checkConsistency = checkConsistency }
         if let threads { c.threads = threads }
-        if let conv { c.conv = conv }
+        c.conv = conv ?? Conv2d.algorithm.rawValue   // recorded in the run's configuration
         return c
     }
 

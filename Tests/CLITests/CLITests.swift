@@ -14,11 +14,13 @@ final class CLITests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
 
-    func moco(_ args: [String], timeout: Double = 300) throws -> ProcessResult {
+    func moco(_ args: [String], timeout: Double = 300, env extra: [String: String] = [:]) throws -> ProcessResult {
         guard let exe = builtExecutable("moco") else {
             XCTFail("the moco executable is not built (swift build)"); throw XCTSkip("no moco")
         }
-        return try runProcess(exe, args, environment: mpiEnvironment, timeout: timeout)
+        var env = mpiEnvironment
+        for (k, v) in extra { env[k] = v }
+        return try runProcess(exe, args, environment: env, timeout: timeout)
     }
 
     /// The short default job of the README on the built-in synthetic set: trains, logs,
@@ -68,6 +70,19 @@ final class CLITests: XCTestCase {
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
             XCTAssertTrue(r.stderr.contains(expect), "\(args): \(r.stderr)")
         }
+    }
+
+    /// The convolution algorithm: recorded in the configuration; a misspelt MOCO_CONV is an
+    /// error, not a silent fallback.
+    func testConvAlgorithmIsRecordedAndValidated() throws {
+        let ok = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("c").path, "--dry-run"],
+                          env: ["MOCO_CONV": "winograd2"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("\"conv\" : \"winograd2\""), ok.stdout)
+        let bad = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("d").path, "--dry-run"],
+                           env: ["MOCO_CONV": "winograd3"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("unknown MOCO_CONV 'winograd3'"), bad.stderr)
     }
 
     func testCorruptCheckpointIsRefusedAndKept() throws {
