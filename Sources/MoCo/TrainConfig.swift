@@ -105,7 +105,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(trainSubset >= 0, "--train-subset must be >= 0")
         try need(checkConsistency >= 0, "--check-consistency must be >= 0")
         try need(conv.map { ConvAlgorithm(rawValue: $0) != nil } ?? true,
-                 "unknown --conv '\(conv ?? "")' (choose \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
+                 "unknown --conv '\(conv ?? "")' (choose \(ConvAlgorithm.choices))")
         try need(augment.cropScaleMin > 0 && augment.cropScaleMin <= augment.cropScaleMax && augment.cropScaleMax <= 1,
                  "crop scale must satisfy 0 < min <= max <= 1")
     }

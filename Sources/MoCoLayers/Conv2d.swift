@@ -124,8 +124,8 @@ public final class Conv2d {
             if winograd == nil || backward { slice = max(slice, chunk * perSample) }
             sliceFloats = (slice + 15) & ~15
             var total = plannedWorkers * sliceFloats
-            let wCount = (outChannels * geometry.rows + 15) & ~15
-            // Partial dW of workers 1..<T.
+            let wCount = partialFloats
+            // Partial dW of workers 1..<T (also counted with Winograd, whose filter area follows them).
             if backward || winograd != nil { total += (plannedWorkers - 1) * wCount }
             // The transformed filter (Winograd, forward and adjoint in turn), or the flipped
             // kernel of the adjoint im2col convolution.
@@ -142,8 +142,11 @@ public final class Conv2d {
     /// Start of the filter area of the workspace: after the workers' slices and the partial
     /// weight gradients of workers 1..<T.
     private var filterArea: UnsafeMutablePointer<Float> {
-        workspace.ptr + plannedWorkers * sliceFloats + (plannedWorkers - 1) * ((outChannels * geometry.rows + 15) & ~15)
+        workspace.ptr + plannedWorkers * sliceFloats + (plannedWorkers - 1) * partialFloats
     }
+
+    /// Floats of one worker's partial weight gradient, K·C·k·k rounded up to 16.
+    private var partialFloats: Int { (outChannels * geometry.rows + 15) & ~15 }
 
     /// Workers for this call: the planned count unless `Parallel.threads` was lowered since.
     private var workers: Int { max(1, min(plannedWorkers, Parallel.threads)) }
@@ -215,7 +218,7 @@ public final class Conv2d {
         let kk = kernel * kernel
         let T = workers, slice = sliceFloats, wc = winogradChunk
         let ws = workspace.ptr
-        let wCount = (K * rows + 15) & ~15
+        let wCount = partialFloats
         let partials = ws + plannedWorkers * slice
         let wino = needDX ? winograd : nil
         let adjoint = needDX && transposedBackward && wino == nil

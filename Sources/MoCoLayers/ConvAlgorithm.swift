@@ -27,6 +27,9 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     /// Winograd GEMMs have C as their inner dimension, and with a handful of channels the
     /// transforms cost more than the multiplications they save.
     public static let winogradMinChannels = 8
+
+    /// The accepted names, for error messages.
+    public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 /// Maximum floats of one worker's Winograd chunk (transformed inputs and outputs).

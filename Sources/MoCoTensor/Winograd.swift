@@ -31,7 +31,7 @@ public enum WinogradVariant: String, Sendable, CaseIterable {
     /// and outputs of every tile, for whole groups of 8 samples, and three small planes.
     public func workspaceFloats(inChannels C: Int, outChannels K: Int, height H: Int, width W: Int, samples: Int) -> Int {
         let th = (H + m - 1) / m, tw = (W + m - 1) / m
-        let T = (samples + 7) / 8 * 8 * th * tw
+        let T = (samples + 7) / 8 * 8 * tiles(height: H, width: W)
         let pad = (th * m + 2) * (tw * m + 2)
         let rows = alpha * (tw * m + 2)
         let plane = th * m * tw * m
@@ -71,21 +71,17 @@ func winogradFilter<F: WinogradTile>(_: F.Type, _ w: UnsafePointer<Float>, _ K: 
     // Output channels and input channels of the convolution the filter is for.
     let outC = adjoint ? C : K, inC = adjoint ? K : C
     let plane = outC * inC
-    var g = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-    var t = [Float](repeating: 0, count: A * 3)
-    withUnsafeMutableBytes(of: &g) { gRaw in
-        let gp = gRaw.baseAddress!.assumingMemoryBound(to: Float.self)
-        t.withUnsafeMutableBufferPointer { tb in
-            let tp = tb.baseAddress!
-            for k in 0..<K {
-                for c in 0..<C {
-                    let src = w + (k * C + c) * 9
-                    if adjoint { for e in 0..<9 { gp[e] = src[8 - e] } } else { for e in 0..<9 { gp[e] = src[e] } }
-                    // t[α, 3] = G g (column by column), then u = t Gᵀ (row by row).
-                    for j in 0..<3 { F.filter(gp + j, 3, tp + j, 3) }
-                    let dst = u + (adjoint ? c * inC + k : k * inC + c)
-                    for i in 0..<A { F.filter(tp + i * 3, 1, dst + i * A * plane, plane) }
-                }
+    // Scratch: g [3, 3] (the filter, flipped for the adjoint), then t [α, 3] = G g.
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 9 + A * 3) { scratch in
+        let gp = scratch.baseAddress!, tp = gp + 9
+        for k in 0..<K {
+            for c in 0..<C {
+                let src = w + (k * C + c) * 9
+                if adjoint { for e in 0..<9 { gp[e] = src[8 - e] } } else { for e in 0..<9 { gp[e] = src[e] } }
+                // t = G g (column by column), then u = t Gᵀ (row by row).
+                for j in 0..<3 { F.filter(gp + j, 3, tp + j, 3) }
+                let dst = u + (adjoint ? c * inC + k : k * inC + c)
+                for i in 0..<A { F.filter(tp + i * 3, 1, dst + i * A * plane, plane) }
             }
         }
     }
@@ -110,8 +106,7 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
     let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
     let groups = (nb + L - 1) / L
     let TL = groups * tps            // tiles per lane
-    let T = TL * L                   // GEMM columns
-    let TS = TL                      // Lanes between the rows of V and M
+    let T = TL * L                   // GEMM columns (TL Lanes per row of V and M)
     let Hp = th * m + 2, Wp = tw * m + 2, HW = H * W, Wo = tw * m
     let V = ws
     let M = V + AA * C * T
@@ -125,7 +120,7 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
     // the padded plane (its border stays zero), then V = Bᵀ d B tile by tile.
     pad.update(repeating: Lanes(), count: Hp * Wp)
     let padF = UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self)
-    let ldV = C * TS                 // Lanes between the ξ planes of V
+    let ldV = C * TL                 // Lanes between the ξ planes of V
     for c in 0..<C {
         for g in 0..<groups {
             let count = min(L, nb - g * L)
@@ -151,7 +146,7 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
                 // V[i·α + j][c][tile] = (rows[i, tx·m ..< tx·m + α] B)j
                 let t0 = g * tps + ty * tw
                 for i in 0..<A {
-                    let dst = VL + i * A * ldV + c * TS + t0
+                    let dst = VL + i * A * ldV + c * TL + t0
                     let line = rows + i * Wp
                     for tx in 0..<tw { F.input(line + tx * m, 1, dst + tx, ldV) }
                 }
@@ -167,28 +162,29 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
 
     // Output transform: Y = Aᵀ M A per tile into a plane of whole tiles, then each lane's
     // H×W crop into its sample of y.
-    let ldM = K * TS
-    let tmp = UnsafeMutablePointer<Lanes>.allocate(capacity: m * A)   // [m, α]
-    defer { tmp.deallocate() }
-    let planeF = UnsafeMutableRawPointer(plane).assumingMemoryBound(to: Float.self)
-    for k in 0..<K {
-        for g in 0..<groups {
-            for ty in 0..<th {
-                for tx in 0..<tw {
-                    let src = ML + k * TS + g * tps + ty * tw + tx
-                    // tmp[m, α] = Aᵀ M_tile (column j of the tile is ξ = i·α + j over i)
-                    for j in 0..<A { F.output(src + j * ldM, A * ldM, tmp + j, A) }
-                    let dst = plane + ty * m * Wo + tx * m
-                    for i in 0..<m { F.output(tmp + i * A, 1, dst + i * Wo, 1) }
+    let ldM = K * TL
+    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: m * A) { scratch in
+        let tmp = scratch.baseAddress!   // [m, α]
+        let planeF = UnsafeMutableRawPointer(plane).assumingMemoryBound(to: Float.self)
+        for k in 0..<K {
+            for g in 0..<groups {
+                for ty in 0..<th {
+                    for tx in 0..<tw {
+                        let src = ML + k * TL + g * tps + ty * tw + tx
+                        // tmp[m, α] = Aᵀ M_tile (column j of the tile is ξ = i·α + j over i)
+                        for j in 0..<A { F.output(src + j * ldM, A * ldM, tmp + j, A) }
+                        let dst = plane + ty * m * Wo + tx * m
+                        for i in 0..<m { F.output(tmp + i * A, 1, dst + i * Wo, 1) }
+                    }
                 }
-            }
-            let count = min(L, nb - g * L)
-            for lane in 0..<count {
-                let out = y + (k * N + n0 + g * L + lane) * HW
-                let src = planeF + lane
-                for r in 0..<H {
-                    let o = out + r * W, s = src + r * Wo * L
-                    for w in 0..<W { o[w] = s[w * L] }
+                let count = min(L, nb - g * L)
+                for lane in 0..<count {
+                    let out = y + (k * N + n0 + g * L + lane) * HW
+                    let src = planeF + lane
+                    for r in 0..<H {
+                        let o = out + r * W, s = src + r * Wo * L
+                        for w in 0..<W { o[w] = s[w * L] }
+                    }
                 }
             }
         }

@@ -102,7 +102,7 @@ struct Bench: ParsableCommand {
 func setConvAlgorithm(_ name: String?) throws {
     guard let name else { return }
     guard let a = ConvAlgorithm(rawValue: name) else {
-        throw ValidationError("unknown --conv '\(name)' (choose \(ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
+        throw ValidationError("unknown --conv '\(name)' (choose \(ConvAlgorithm.choices))")
     }
     Conv2d.algorithm = a
 }

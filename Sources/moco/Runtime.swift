@@ -20,7 +20,7 @@ enum Runtime {
             // Every rank sees the same environment (mpirun -x), so they agree on this error.
             if let name = ProcessInfo.processInfo.environment["MOCO_CONV"], ConvAlgorithm(rawValue: name) == nil {
                 throw ValidationError("unknown MOCO_CONV '\(name)' (choose "
-                                      + ConvAlgorithm.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+                                      + ConvAlgorithm.choices + ")")
             }
             try body(comm)
         } catch let e as CommError {

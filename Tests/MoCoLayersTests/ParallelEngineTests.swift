@@ -25,6 +25,9 @@ final class ParallelEngineTests: XCTestCase {
         return (proj, e.params.grads.array)
     }
 
+    func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+    func maxAbs(_ a: [Float]) -> Float { a.map { abs($0) }.max() ?? 0 }
+
     /// With im2col every convolution's per-sample arithmetic is the same for 1 and 2 workers,
     /// so only the order of reductions differs and the gradients can be compared closely.
     func testTwoWorkersMatchOneAndAreReproducible() {
@@ -37,16 +40,11 @@ final class ParallelEngineTests: XCTestCase {
         // Forward: nothing is reduced across workers, but OpenBLAS may block a 1-thread GEMM
         // over a shorter N differently from the 2-thread one, so outputs differ by Float
         // rounding only (~1e-7 relative per layer, 20 layers deep): 1e-5 of the scale.
-        var worstP: Float = 0
-        for i in 0..<p1.count { worstP = max(worstP, abs(p1[i] - p2[i])) }
-        XCTAssertLessThan(worstP, 1e-5 * p1.map { abs($0) }.max()!)
+        XCTAssertLessThan(maxDifference(p1, p2), 1e-5 * maxAbs(p1))
         // Weight gradients: the two workers' partial sums over samples are added at the end
         // instead of accumulated in one GEMM, a different Float summation order; relative error
         // of a few hundred Float roundings of the largest gradient is enough (1e-4 of the scale).
-        let scale = g1.map { abs($0) }.max()!
-        var worst: Float = 0
-        for i in 0..<g1.count { worst = max(worst, abs(g1[i] - g2[i])) }
-        XCTAssertLessThan(worst, 1e-4 * scale)
+        XCTAssertLessThan(maxDifference(g1, g2), 1e-4 * maxAbs(g1))
     }
 
     /// Winograd (the default): each worker's GEMMs have fewer tile columns than the 1-worker
@@ -61,9 +59,7 @@ final class ParallelEngineTests: XCTestCase {
         let (p2b, g2b) = run(threads: 2, algorithm: .winograd4)
         XCTAssertEqual(p2, p2b)
         XCTAssertEqual(g2, g2b)
-        var worstP: Float = 0
-        for i in 0..<p1.count { worstP = max(worstP, abs(p1[i] - p2[i])) }
-        XCTAssertLessThan(worstP, 1e-4 * p1.map { abs($0) }.max()!)
+        XCTAssertLessThan(maxDifference(p1, p2), 1e-4 * maxAbs(p1))
     }
 
     /// The 2-worker convolution against the definition, strided and not, odd batch.
