@@ -8,7 +8,7 @@
 #   -b BINARY  the moco executable (default .build/release/moco)
 #   -k         keep the working folder (hostfile, agent, logs) and print its path
 #   -m WORDS   the moco subcommand (default 'train'); any other, e.g. -m 'bench comm', runs
-#              without `--threads 1` and the training defaults below (used by launch/scaling.sh)
+#              without `--threads 1` and the training defaults below (used by scripts/scaling.sh)
 # Environment: MPIRUN_ARGS, extra mpirun arguments (word-split), e.g. '--report-bindings'.
 #
 # What it builds (needs root and iproute2's `ip`):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tables and plots for launch/scaling.sh.
+"""Tables and plots for scripts/scaling.sh.
 
   plot_scaling.py table RAW.jsonl --csv OUT.csv [--markdown OUT.md] [--cores N]
       One row per (mode, placement, ranks): of the repeated runs of a point, the run with the

@@ -37,8 +37,8 @@ Inputs are synthetic random tensors (no data loading): ResNet-20 at 1x28x28 (Fas
 ResNet-18 at 3x32x32.
 
 Usage:
-  python launch/pytorch_moco_step.py --arch resnet20 --batch-size 256 --threads 2 --json
-  torchrun --standalone --nproc_per_node 2 launch/pytorch_moco_step.py --ddp --threads 1 --json
+  python scripts/pytorch_moco_step.py --arch resnet20 --batch-size 256 --threads 2 --json
+  torchrun --standalone --nproc_per_node 2 scripts/pytorch_moco_step.py --ddp --threads 1 --json
 """
 
 import argparse
@@ -131,9 +131,14 @@ def build_modules():
 
     class ResNet(nn.Module):
         """CIFAR-style ResNet: 3x3 stride-1 stem, no max-pool, stages of BasicBlocks, global
-        average pooling, MoCo v2 MLP head `fc` = Linear(d,d) - ReLU - Linear(d,dim)."""
+        average pooling, MoCo v2 MLP head `fc` = Linear(d,d) - ReLU - Linear(d,dim).
 
-        def __init__(self, in_ch, widths, blocks, dim, norm):
+        init="torchvision" (default): convolutions kaiming_normal_(fan_out, relu) as torchvision's
+        ResNet; init="pytorch": nn.Conv2d's own default (kaiming_uniform_(a=sqrt(5)), i.e.
+        U(+-1/sqrt(fan_in)) for these bias-free convolutions). BN 1/0 and nn.Linear's default
+        initialisation either way."""
+
+        def __init__(self, in_ch, widths, blocks, dim, norm, init="torchvision"):
             super().__init__()
             self.conv1 = conv3x3(in_ch, widths[0])
             self.bn1 = norm(widths[0])
@@ -151,9 +156,11 @@ def build_modules():
             self.avgpool = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Sequential(nn.Linear(cin, cin), nn.ReLU(inplace=True), nn.Linear(cin, dim))
             self.feature_dim = cin
+            if init not in ("torchvision", "pytorch"):
+                raise ValueError(f"unknown init {init}")
             # torchvision's initialisation
             for mod in self.modules():
-                if isinstance(mod, nn.Conv2d):
+                if isinstance(mod, nn.Conv2d) and init == "torchvision":
                     nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
                 elif isinstance(mod, nn.BatchNorm2d):
                     nn.init.ones_(mod.weight)
@@ -166,13 +173,13 @@ def build_modules():
             x = torch.flatten(self.avgpool(x), 1)
             return self.fc(x)
 
-    def make_encoder(arch, dim=128, bn_splits=1, contiguous=False):
+    def make_encoder(arch, dim=128, bn_splits=1, contiguous=False, init="torchvision"):
         def norm(c):
             return SplitBatchNorm(c, num_splits=bn_splits, contiguous=contiguous)
         if arch == "resnet20":
-            return ResNet(1, (16, 32, 64), (3, 3, 3), dim, norm)
+            return ResNet(1, (16, 32, 64), (3, 3, 3), dim, norm, init)
         if arch == "resnet18":
-            return ResNet(3, (64, 128, 256, 512), (2, 2, 2, 2), dim, norm)
+            return ResNet(3, (64, 128, 256, 512), (2, 2, 2, 2), dim, norm, init)
         raise ValueError(f"unknown arch {arch}")
 
     @torch.no_grad()
@@ -202,11 +209,11 @@ def build_modules():
         """Query encoder, momentum key encoder and the queue of keys (He et al. 2020, Alg. 1)."""
 
         def __init__(self, arch, dim=128, K=4096, m=0.99, T=0.2, bn_splits=1,
-                     contiguous_splits=False, distributed=False):
+                     contiguous_splits=False, distributed=False, init="torchvision"):
             super().__init__()
             self.K, self.m, self.T, self.distributed = K, m, T, distributed
-            self.encoder_q = make_encoder(arch, dim, bn_splits, contiguous_splits)
-            self.encoder_k = make_encoder(arch, dim, bn_splits, contiguous_splits)
+            self.encoder_q = make_encoder(arch, dim, bn_splits, contiguous_splits, init)
+            self.encoder_k = make_encoder(arch, dim, bn_splits, contiguous_splits, init)
             for pq, pk in zip(self.encoder_q.parameters(), self.encoder_k.parameters()):
                 pk.data.copy_(pq.data)     # key encoder starts as a copy of the query encoder
                 pk.requires_grad = False   # and is never updated by gradient

@@ -3,7 +3,7 @@
 # reports kNN top-1 per epoch against wall-clock time, beside the same kNN on raw pixels and on
 # a randomly initialised encoder. Prints a Markdown table (for docs/results.md).
 #
-#   bash launch/accuracy.sh [--epochs N] [--ranks R] [--out DIR] [-- extra moco train flags]
+#   bash scripts/accuracy.sh [--epochs N] [--ranks R] [--out DIR] [-- extra moco train flags]
 #
 # With --ranks > 1 it runs under mpirun (one BLAS thread per rank).
 set -euo pipefail

@@ -2,13 +2,13 @@
 """Cross-check `moco embed` against PyTorch on the same weights and inputs (not run in CI).
 
 Loads swift-moco weights (a bare encoder from `moco init`, or a MoCo checkpoint's `encoder_q.*`)
-with `safetensors.torch.load_file` into the torchvision-style ResNet of launch/pytorch_moco_step.py
+with `safetensors.torch.load_file` into the torchvision-style ResNet of scripts/pytorch_moco_step.py
 (strict `load_state_dict`: every name and shape must match), runs both in eval mode on the same
 random images, and prints the largest differences of `features` and `projection`.
 
-    python launch/check_embed_pytorch.py WEIGHTS.safetensors [--moco .build/release/moco] [--arch resnet20]
+    python scripts/check_embed_pytorch.py WEIGHTS.safetensors [--moco .build/release/moco] [--arch resnet20]
 
-Needs torch and safetensors (e.g. the venv that launch/compare_pytorch.sh creates).
+Needs torch and safetensors (e.g. the venv that scripts/compare_pytorch.sh creates).
 """
 import argparse, os, subprocess, sys, tempfile
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Check launch/pytorch_moco_step.py's MoCo step against the project's reference step.
+"""Check scripts/pytorch_moco_step.py's MoCo step against the project's reference step.
 
-The reference file (default ../shared/reference/moco_step_resnet20.safetensors relative to the
-repository, see its README.md) holds the inputs `in.*` of one MoCo v2 step of ResNet-20 (N=8, K=64,
+The reference file (default Tests/MoCoTests/Resources/moco_step_resnet20.safetensors, made by
+scripts/make_reference_step.py and described in the README beside it; --file
+../shared/reference/moco_step_resnet20.safetensors checks the independent one) holds the inputs `in.*` of one MoCo v2 step of ResNet-20 (N=8, K=64,
 given key permutation `in.perm`) and the expected results: `s1.*` with plain BatchNorm and `s2.*` with
 split-BN over 2 contiguous chunks. This script loads the inputs into the modules of
 pytorch_moco_step.py, runs its training step (train_step, the same code the benchmark times) with the
@@ -15,8 +16,8 @@ permutation, unshuffle, enqueue of gathered keys) must reproduce `s2` (2 ranks =
 contiguous chunks). Running BN statistics are not compared there: under DDP each rank keeps its own
 and DDP broadcasts rank 0's at the next forward, as in the official code.
 
-Usage: python launch/pytorch_check_reference.py [--file PATH] [--case s1|s2|all]
-       torchrun --standalone --nproc_per_node 2 launch/pytorch_check_reference.py --ddp
+Usage: python scripts/pytorch_check_reference.py [--file PATH] [--case s1|s2|all]
+       torchrun --standalone --nproc_per_node 2 scripts/pytorch_check_reference.py --ddp
 Exit status 0 when every tensor is within tolerance.
 """
 
@@ -30,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pytorch_moco_step as pms  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_FILE = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "reference",
+DEFAULT_FILE = os.path.normpath(os.path.join(HERE, "..", "Tests", "MoCoTests", "Resources",
                                              "moco_step_resnet20.safetensors"))
 
 

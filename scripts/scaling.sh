@@ -3,7 +3,7 @@
 # ranks on this node and over 2 ranks on the simulated two-host cluster of network namespaces
 # (launch/netns-cluster.sh: TCP over a veth pair), with a CSV, a table and PNG plots.
 #
-#   launch/scaling.sh [options]
+#   scripts/scaling.sh [options]
 #
 #   -o DIR            output folder (default runs/scaling-DATE)
 #   -b BINARY         the moco executable (default .build/release/moco)
@@ -132,7 +132,7 @@ run_point() {
     cmd=(mpirun "${mpi[@]}" "$bin" "${bench[@]}" --batch-size "$gb")
   else
     cmd=(env MOCO_NETNS_PREFIX="$netns_prefix"
-         bash "$here/netns-cluster.sh" -b "$bin" -m "bench step" --
+         bash "$root/launch/netns-cluster.sh" -b "$bin" -m "bench step" --
          --arch "$arch" --warmup "$warmup" --steps "$steps" --threads 1 --json --batch-size "$gb")
   fi
   local shown
@@ -183,7 +183,7 @@ if [ "$plot" = 1 ]; then
   else
     echo "note: matplotlib not found (python3, PLOT_PYTHON): plots skipped; the CSV and table are in $out." >&2
     echo "      For plots: python3 -m venv /tmp/plot-venv && /tmp/plot-venv/bin/pip install matplotlib &&" >&2
-    echo "      /tmp/plot-venv/bin/python launch/plot_scaling.py plot $out/scaling.csv --out $out" >&2
+    echo "      /tmp/plot-venv/bin/python scripts/plot_scaling.py plot $out/scaling.csv --out $out" >&2
   fi
 fi
 echo "wrote $out/scaling.csv" >&2

@@ -26,7 +26,7 @@ Calibration (all from this machine, see docs/performance.md):
   - alpha and BW of the node: least-squares fit t = a + b*S of `moco bench comm` rows
     (message size S <= --fit-max-bytes) with each collective's formula above at the bench's W;
   - t_img and f_b: 1-rank `moco bench step --json` runs (compute = step - allreduce wait), from
-    launch/scaling.sh's raw.jsonl (--scaling) and/or extra JSON lines (--step-json);
+    scripts/scaling.sh's raw.jsonl (--scaling) and/or extra JSON lines (--step-json);
   - P: comm_bytes_per_step["iallreduce"] / 4 of any multi-rank run, else the architecture's count.
 The network projection uses the assumed per-message latency --alpha-us (default 10 us; 5-20 us
 is typical of TCP or RoCE through one switch hop) and link speeds --networks (Gb/s).
@@ -187,7 +187,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--comm", help="`moco bench comm` output on this node (alpha, BW of shared memory)")
     ap.add_argument("--comm-netns", help="`moco bench comm` output over the namespace cluster (TCP over veth)")
-    ap.add_argument("--scaling", help="raw.jsonl of launch/scaling.sh (1-rank runs calibrate compute; "
+    ap.add_argument("--scaling", help="raw.jsonl of scripts/scaling.sh (1-rank runs calibrate compute; "
                                       "2-rank runs are compared with the model)")
     ap.add_argument("--step-json", action="append", help="file with `moco bench step --json` lines (repeatable)")
     ap.add_argument("--arch", default="resnet20", choices=sorted(PARAMS))

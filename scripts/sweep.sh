@@ -3,7 +3,7 @@
 # in one setting at a time, each reporting kNN top-1 after its last epoch. The evidence behind
 # the Fashion-MNIST preset (docs/results.md).
 #
-#   bash launch/sweep.sh [--epochs N] [--subset N] [--out DIR]
+#   bash scripts/sweep.sh [--epochs N] [--subset N] [--out DIR]
 #
 # Each variant is one line of `moco train` flags below (or MOCO_SWEEP_VARIANTS='name|flags;...').
 set -euo pipefail

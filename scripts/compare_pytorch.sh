@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side throughput of one MoCo v2 training step: PyTorch (CPU) vs swift-moco.
 #
-# For each configuration the PyTorch step (launch/pytorch_moco_step.py) and swift-moco's
+# For each configuration the PyTorch step (scripts/pytorch_moco_step.py) and swift-moco's
 # `moco bench step` run ALTERNATELY for several rounds (so drifts of the machine hit both sides
 # alike); a table gives each side's median images/s over the rounds, peak RSS and the ratio
 # swift/pytorch, and a CSV keeps every run.
@@ -68,7 +68,7 @@ if [[ -n "${CI:-}" ]]; then
 fi
 
 MOCO="${MOCO:-$ROOT/.build/release/moco}"
-STEP_PY="$ROOT/launch/pytorch_moco_step.py"
+STEP_PY="$ROOT/scripts/pytorch_moco_step.py"
 [[ -n "$CSV" ]] || CSV="/tmp/moco-compare-$(date +%Y%m%d-%H%M%S).csv"
 mkdir -p "$(dirname "$CSV")"
 WORK="$(mktemp -d /tmp/moco-compare.XXXXXX)"
