@@ -36,20 +36,25 @@ let package = Package(
         .target(name: "MoCo",
                 dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm"],
                 swiftSettings: fast),
+        // Benchmarks (`moco bench ...`): only the command-line programs depend on them.
+        .target(name: "MoCoBench", dependencies: ["MoCo", "MoCoTensor", "MoCoLayers", "MoCoData", "MoCoComm", "CMPIShim"],
+                swiftSettings: fast),
         .executableTarget(name: "moco",
-                          dependencies: ["MoCo", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["MoCo", "MoCoBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 
         // A small MPI program for the collective tests (run under mpirun by MoCoCommTests).
-        .executableTarget(name: "moco-commcheck", dependencies: ["MoCoComm"], swiftSettings: fast),
+        .executableTarget(name: "moco-commcheck", dependencies: ["MoCoComm", "MoCoBench"], swiftSettings: fast),
 
         .testTarget(name: "MoCoTensorTests", dependencies: ["MoCoTensor"]),
         .testTarget(name: "MoCoLayersTests", dependencies: ["MoCoLayers"]),
         .testTarget(name: "MoCoOptimTests", dependencies: ["MoCoOptim"]),
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "MoCoTestSupport"]),
         .testTarget(name: "MoCoDataTests", dependencies: ["MoCoData"]),
         .testTarget(name: "MoCoCommTests", dependencies: ["MoCoComm", "MoCoTestSupport"]),
-        .testTarget(name: "MoCoTests", dependencies: ["MoCo"]),
+        // Resources/: the PyTorch reference step (scripts/make_reference_step.py), read by path.
+        .testTarget(name: "MoCoTests", dependencies: ["MoCo", "MoCoTestSupport"], exclude: ["Resources"]),
+        .testTarget(name: "MoCoBenchTests", dependencies: ["MoCoBench", "MoCoComm"]),
         .testTarget(name: "CLITests", dependencies: ["MoCo", "MoCoTestSupport"]),
         .testTarget(name: "DistributedTests", dependencies: ["MoCo", "MoCoTestSupport"]),
         // Running built executables (and mpirun) from tests.

@@ -15,7 +15,8 @@ public enum DistributedKNN {
     /// Top-1 accuracy (%) of the weighted kNN classifier.
     /// - Parameter features: computes L2-normalised features for dataset indices (the caller's
     ///   encoder, raw pixels, ...) -> [indices.count, dim].
-    public static func top1(train: Dataset, test: Dataset, dim: Int, k: Int, t: Float, comm: Communicator,
+    /// - Parameter threads: engine workers of the similarity GEMMs.
+    public static func top1(train: Dataset, test: Dataset, dim: Int, k: Int, t: Float, comm: Communicator, threads: Int = 1,
                             features: (Dataset, [Int]) -> FloatBuffer) throws -> Double {
         let W = comm.size, r = comm.rank
         let mine = share(train.count, rank: r, size: W)
@@ -27,7 +28,7 @@ public enum DistributedKNN {
         let tf = features(test, Array(tests))
         let correct = KNN.correct(bank: bank.ptr, bankLabels: train.labels, bankCount: train.count,
                                   test: tf.ptr, testLabels: Array(test.labels[tests]), testCount: tests.count,
-                                  dim: dim, classes: max(train.numClasses, test.numClasses), k: k, t: t)
+                                  dim: dim, classes: max(train.numClasses, test.numClasses), k: k, t: t, threads: threads)
         var total = [Double(correct)]
         try total.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 1, op: .sum) }
         return 100 * total[0] / Double(test.count)

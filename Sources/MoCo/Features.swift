@@ -10,8 +10,10 @@ public final class FeatureExtractor {
     public let batch: Int
     private let images: FloatBuffer
 
-    public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256) {
-        encoder = Encoder(architecture: architecture, head: head, inChannels: inChannels, dim: dim, trainable: false)
+    public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256,
+                engine: EngineConfig = EngineConfig()) {
+        encoder = Encoder(architecture: architecture, head: head, inChannels: inChannels, dim: dim, trainable: false,
+                          engine: engine)
         encoder.plan(batch: batch, height: height, width: width, backward: false)
         self.batch = batch
         images = FloatBuffer(count: batch * inChannels * height * width)

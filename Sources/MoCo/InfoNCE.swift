@@ -14,7 +14,12 @@ public final class InfoNCE {
     /// dQ: [N, dim]
     public private(set) var dQ = FloatBuffer(count: 0)
 
-    public init(dim: Int, queueSize: Int) { self.dim = dim; self.queueSize = queueSize }
+    /// Engine workers of the two GEMMs with the queue.
+    public let threads: Int
+
+    public init(dim: Int, queueSize: Int, threads: Int = 1) {
+        self.dim = dim; self.queueSize = queueSize; self.threads = max(1, threads)
+    }
 
     public func plan(rows n: Int) {
         if n == rows { return }
@@ -30,7 +35,7 @@ public final class InfoNCE {
         let n = rows, K = queueSize, ld = 1 + K
         let invT = 1 / T
         // negatives: logits[:, 1:] = q @ queue / T
-        BLAS.sgemm(m: n, n: K, k: dim, alpha: invT, a: q, lda: dim, b: queue, ldb: K, c: logits.ptr + 1, ldc: ld)
+        BLAS.sgemm(m: n, n: K, k: dim, alpha: invT, a: q, lda: dim, b: queue, ldb: K, c: logits.ptr + 1, ldc: ld, threads: threads)
         for i in 0..<n {
             var s: Float = 0
             for d in 0..<dim { s += q[i * dim + d] * k[i * dim + d] }
@@ -40,7 +45,7 @@ public final class InfoNCE {
                                                   dLogits: dLogits.ptr)
         // dQ = dZ[:, 1:] @ queue^T / T + dZ[:, 0] · k / T
         BLAS.sgemm(transB: true, m: n, n: dim, k: K, alpha: invT, a: dLogits.ptr + 1, lda: ld, b: queue, ldb: K,
-                   c: dQ.ptr, ldc: dim)
+                   c: dQ.ptr, ldc: dim, threads: threads)
         for i in 0..<n {
             let g = dLogits.ptr[i * ld] * invT
             for d in 0..<dim { dQ.ptr[i * dim + d] += g * k[i * dim + d] }

@@ -8,7 +8,7 @@ public enum KNN {
     /// bank: [Nb, d], test: [Nt, d] -> number of test rows whose prediction equals their label.
     public static func correct(bank: UnsafePointer<Float>, bankLabels: [Int32], bankCount nb: Int,
                                test: UnsafePointer<Float>, testLabels: [Int32], testCount nt: Int,
-                               dim d: Int, classes: Int, k: Int = 200, t: Float = 0.1) -> Int {
+                               dim d: Int, classes: Int, k: Int = 200, t: Float = 0.1, threads: Int = 1) -> Int {
         let kk = min(k, nb)
         if nt == 0 || kk == 0 { return 0 }
         let chunk = max(1, min(nt, (8 << 20) / max(nb, 1)))
@@ -20,7 +20,7 @@ public enum KNN {
         while r0 < nt {
             let rows = min(chunk, nt - r0)
             // sims[rows, Nb] = test[r0..., d] @ bank^T
-            BLAS.sgemm(transB: true, m: rows, n: nb, k: d, a: test + r0 * d, lda: d, b: bank, ldb: d, c: sims.ptr, ldc: nb)
+            BLAS.sgemm(transB: true, m: rows, n: nb, k: d, a: test + r0 * d, lda: d, b: bank, ldb: d, c: sims.ptr, ldc: nb, threads: threads)
             for r in 0..<rows {
                 let s = sims.ptr + r * nb
                 topK(s, nb, kk, &heapS, &heapI)

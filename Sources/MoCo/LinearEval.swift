@@ -15,6 +15,8 @@ public struct LinearEvalConfig: Sendable {
     public var lr = 0.1
     public var weightDecay: Float = 0
     public var seed: UInt64 = 0
+    /// Engine workers of the GEMMs.
+    public var threads = 1
     public init() {}
 }
 
@@ -39,7 +41,7 @@ public enum LinearEval {
         }
         let xtr = standardise(trainFeatures, ntr), xte = standardise(testFeatures, nte)
         let params = ParameterStore()
-        let fc = Linear("fc", params: params, inFeatures: d, outFeatures: classes)
+        let fc = Linear("fc", params: params, inFeatures: d, outFeatures: classes, threads: config.threads)
         fc.needsInputGrad = false
         params.finalize()
         var rng = Xoshiro(seed: config.seed, stream: [0x4C49_4E]) // PyTorch's default Linear init
@@ -77,7 +79,7 @@ public enum LinearEval {
             let logits = FloatBuffer(count: n * classes)
             let w = params.value(fc.weightOffset), b = params.value(fc.biasOffset)
             for i in 0..<n { (logits.ptr + i * classes).update(from: b, count: classes) }
-            BLAS.sgemm(transB: true, m: n, n: classes, k: d, a: x.ptr, lda: d, b: w, ldb: d, beta: 1, c: logits.ptr, ldc: classes)
+            BLAS.sgemm(transB: true, m: n, n: classes, k: d, a: x.ptr, lda: d, b: w, ldb: d, beta: 1, c: logits.ptr, ldc: classes, threads: config.threads)
             var correct = 0
             for i in 0..<n {
                 var best = 0

@@ -7,31 +7,25 @@ import MoCoData
 /// metadata; a run is determined by this configuration and the world size.
 public struct TrainConfig: Codable, Equatable, Sendable {
     public var preset = "moco-v2"
-    // Model
-    public var arch: Architecture = .resnet20
-    public var head: HeadKind = .mlp
-    public var dim = 128
-    // MoCo
-    public var queueSize = 4096
-    public var mocoM: Float = 0.99
-    public var mocoT: Float = 0.2
-    public var symmetric = false
-    public var shuffleBN = true
-    /// BatchNorm splits per rank (1 = plain BN over the rank's batch).
-    public var bnSplits = 8
-    public var syncBN = false
-    // Optimisation
+    /// The step's hyperparameters: encoders, queue, m, T, BatchNorm, SGD.
+    public var moco: MoCoConfig = {
+        var m = MoCoConfig()
+        m.bnSplits = 8   // one process emulating 8 GPUs' BatchNorm (the CLI sets 1 under mpirun)
+        return m
+    }()
+    /// Engine workers and convolution algorithm (do not change the mathematics; results differ
+    /// at rounding level between algorithms and thread counts).
+    public var engine = EngineConfig()
+    // Schedule
     public var epochs = 30
     /// Global batch over all ranks.
     public var batchSize = 256
     public var lr = 0.06
-    public var sgdMomentum: Float = 0.9
-    public var wd: Float = 5e-4
     public var schedule: LRSchedule = .cosine
     public var warmupEpochs = 0.0
     public var seed: UInt64 = 0
     // Data
-    public var data = "fashion-mnist"
+    public var data: DatasetKind = .fashionMNIST
     public var dataDir: String? = nil
     /// Use only the first N training images (0 = all); for quick runs and tests.
     public var trainSubset = 0
@@ -44,89 +38,83 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var saveEvery = 1
     public var checkConsistency = 0
     public var out = "runs/moco"
-    public var threads = 0
-    /// Algorithm of the 3x3 stride-1 convolutions (`ConvAlgorithm` raw value); nil: the build's
-    /// default (`Conv2d.algorithm`, winograd4 unless MOCO_CONV says otherwise). Optional so
-    /// that configurations written before it existed still load.
-    public var conv: String? = nil
 
     public init() {}
 
-    /// The convolution algorithm this configuration asks for.
-    public var convAlgorithm: ConvAlgorithm { conv.flatMap { ConvAlgorithm(rawValue: $0) } ?? Conv2d.algorithm }
+    /// The presets, by their `--preset` names.
+    public enum Preset: String, CaseIterable, Sendable {
+        case mocoV2 = "moco-v2"
+        case mocoV1 = "moco-v1"
+    }
 
     /// The preset's full configuration (Fashion-MNIST-sized defaults; see docs/training.md).
-    public static func preset(_ name: String) throws -> TrainConfig {
+    public static func preset(_ preset: Preset) -> TrainConfig {
         var c = TrainConfig()
-        switch name {
-        case "moco-v2":
+        c.preset = preset.rawValue
+        switch preset {
+        case .mocoV2:
             // Chen et al. 2020: MLP head, T = 0.2, blur augmentation, cosine schedule; queue and
             // momentum scaled for a 60k-image dataset (K = 4096, m = 0.99, as the MoCo CIFAR demo).
-            c.preset = name
             c.augment = .fashionMNISTV2
-        case "moco-v1":
+        case .mocoV1:
             // He et al. 2020: linear head, T = 0.07, m = 0.999, no blur, step schedule at 60% and 80%.
-            c.preset = name
-            c.head = .linear
-            c.mocoT = 0.07
-            c.mocoM = 0.999
+            c.moco.head = .linear
+            c.moco.temperature = 0.07
+            c.moco.momentum = 0.999
             c.lr = 0.03
             c.schedule = .step(milestones: [18, 24])
             c.augment = .mocoV1
-        default:
-            throw ConfigError("unknown preset '\(name)' (choose moco-v1 or moco-v2)")
         }
         return c
+    }
+
+    /// The preset named `name`, or an error listing the choices.
+    public static func preset(_ name: String) throws -> TrainConfig {
+        guard let p = Preset(rawValue: name) else {
+            throw ConfigError("unknown preset '\(name)' (choose \(Preset.allCases.map(\.rawValue).joined(separator: " or ")))")
+        }
+        return preset(p)
     }
 
     /// Checks every value; the same pure check runs on every rank before any collective.
     public func validate(worldSize: Int) throws {
         func need(_ ok: Bool, _ msg: @autoclosure () -> String) throws { if !ok { throw ConfigError(msg()) } }
+        let m = moco
         try need(epochs > 0, "--epochs must be positive (got \(epochs))")
         try need(batchSize > 0, "--batch-size must be positive (got \(batchSize))")
         try need(batchSize % worldSize == 0, "--batch-size \(batchSize) (global) is not divisible by the \(worldSize) ranks")
         let local = batchSize / max(worldSize, 1)
-        try need(bnSplits >= 1, "--bn-splits must be at least 1 (got \(bnSplits))")
-        try need(local % bnSplits == 0, "the per-rank batch \(local) is not divisible by --bn-splits \(bnSplits)")
-        try need(local / bnSplits >= 2, "each BatchNorm split needs at least 2 samples (per-rank batch \(local), --bn-splits \(bnSplits))")
-        try need(queueSize > 0, "--queue-size must be positive (got \(queueSize))")
-        try need(dim > 0, "--moco-dim must be positive (got \(dim))")
-        try need(mocoM >= 0 && mocoM <= 1, "--moco-m must be in [0, 1] (got \(mocoM))")
-        try need(mocoT > 0 && mocoT.isFinite, "--moco-t must be positive (got \(mocoT))")
+        try need(m.bnSplits >= 1, "--bn-splits must be at least 1 (got \(m.bnSplits))")
+        try need(local % m.bnSplits == 0, "the per-rank batch \(local) is not divisible by --bn-splits \(m.bnSplits)")
+        try need(local / m.bnSplits >= 2, "each BatchNorm split needs at least 2 samples (per-rank batch \(local), --bn-splits \(m.bnSplits))")
+        try need(m.queueSize > 0, "--queue-size must be positive (got \(m.queueSize))")
+        try need(m.dim > 0, "--moco-dim must be positive (got \(m.dim))")
+        try need(m.momentum >= 0 && m.momentum <= 1, "--moco-m must be in [0, 1] (got \(m.momentum))")
+        try need(m.temperature > 0 && m.temperature.isFinite, "--moco-t must be positive (got \(m.temperature))")
         try need(lr > 0 && lr.isFinite, "--lr must be positive (got \(lr))")
-        try need(wd >= 0, "--wd must be non-negative (got \(wd))")
-        try need(sgdMomentum >= 0 && sgdMomentum < 1, "--momentum must be in [0, 1) (got \(sgdMomentum))")
+        try need(m.weightDecay >= 0, "--wd must be non-negative (got \(m.weightDecay))")
+        try need(m.sgdMomentum >= 0 && m.sgdMomentum < 1, "--momentum must be in [0, 1) (got \(m.sgdMomentum))")
         try need(warmupEpochs >= 0, "--warmup-epochs must be non-negative")
-        try need(DatasetKind(rawValue: data) != nil,
-                 "unknown --data '\(data)' (choose \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", ")))")
         try need(knnEvery >= 0 && knnK > 0 && knnT > 0, "--knn-every must be >= 0, --knn-k and --knn-t positive")
         try need(logEvery > 0, "--log-every must be positive")
         try need(saveEvery >= 0, "--save-every must be >= 0")
         try need(trainSubset >= 0, "--train-subset must be >= 0")
         try need(checkConsistency >= 0, "--check-consistency must be >= 0")
-        try need(conv.map { ConvAlgorithm(rawValue: $0) != nil } ?? true,
-                 "unknown --conv '\(conv ?? "")' (choose \(ConvAlgorithm.choices))")
+        try need(engine.threads >= 1, "--threads must be positive (got \(engine.threads))")
         try need(augment.cropScaleMin > 0 && augment.cropScaleMin <= augment.cropScaleMax && augment.cropScaleMax <= 1,
                  "crop scale must satisfy 0 < min <= max <= 1")
-    }
-
-    public var hyper: MoCoHyper {
-        var h = MoCoHyper()
-        h.architecture = arch; h.head = head; h.dim = dim; h.queueSize = queueSize
-        h.momentum = mocoM; h.temperature = mocoT; h.symmetric = symmetric; h.shuffleBN = shuffleBN
-        h.bnSplits = bnSplits; h.syncBN = syncBN; h.sgdMomentum = sgdMomentum; h.weightDecay = wd
-        return h
     }
 
     /// The settings that must match for a checkpoint to be resumed.
     public func resumeMismatches(_ other: TrainConfig) -> [String] {
         var m: [String] = []
         func cmp<T: Equatable>(_ name: String, _ a: T, _ b: T) { if a != b { m.append("\(name): checkpoint \(b), now \(a)") } }
-        cmp("arch", arch.rawValue, other.arch.rawValue); cmp("head", head.rawValue, other.head.rawValue)
-        cmp("moco-dim", dim, other.dim); cmp("queue-size", queueSize, other.queueSize)
-        cmp("batch-size", batchSize, other.batchSize); cmp("data", data, other.data)
+        cmp("arch", moco.architecture.rawValue, other.moco.architecture.rawValue)
+        cmp("head", moco.head.rawValue, other.moco.head.rawValue)
+        cmp("moco-dim", moco.dim, other.moco.dim); cmp("queue-size", moco.queueSize, other.moco.queueSize)
+        cmp("batch-size", batchSize, other.batchSize); cmp("data", data.rawValue, other.data.rawValue)
         cmp("train-subset", trainSubset, other.trainSubset); cmp("seed", seed, other.seed)
-        cmp("symmetric", symmetric, other.symmetric)
+        cmp("symmetric", moco.symmetric, other.moco.symmetric)
         return m
     }
 
@@ -136,9 +124,45 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         return String(decoding: (try? enc.encode(self)) ?? Data(), as: UTF8.self)
     }
 
+    /// Reads a configuration; also the flat layout that runs wrote before `moco` and `engine`
+    /// were nested (`mocoM`, `mocoT`, `wd`, `arch`, ...), so their checkpoints still resume.
     public static func from(json: String) throws -> TrainConfig {
-        do { return try JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)) }
-        catch { throw ConfigError("cannot read the configuration: \(error)") }
+        let data = Data(json.utf8)
+        do { return try JSONDecoder().decode(TrainConfig.self, from: data) }
+        catch {
+            if let legacy = try? JSONDecoder().decode(FlatTrainConfig.self, from: data) { return legacy.nested }
+            throw ConfigError("cannot read the configuration: \(error)")
+        }
+    }
+}
+
+/// The configuration as runs wrote it before the step's hyperparameters and the engine settings
+/// were nested: read only (`TrainConfig.from(json:)`).
+private struct FlatTrainConfig: Decodable {
+    var preset: String
+    var arch: Architecture, head: HeadKind, dim: Int
+    var queueSize: Int, mocoM: Float, mocoT: Float, symmetric: Bool, shuffleBN: Bool, bnSplits: Int, syncBN: Bool
+    var epochs: Int, batchSize: Int, lr: Double, sgdMomentum: Float, wd: Float
+    var schedule: LRSchedule, warmupEpochs: Double, seed: UInt64
+    var data: DatasetKind, dataDir: String?, trainSubset: Int, augment: AugmentConfig
+    var knnEvery: Int, knnK: Int, knnT: Float, logEvery: Int, saveEvery: Int, checkConsistency: Int
+    var out: String, threads: Int
+    var conv: ConvAlgorithm?
+
+    var nested: TrainConfig {
+        var c = TrainConfig()
+        c.preset = preset
+        c.moco.architecture = arch; c.moco.head = head; c.moco.dim = dim; c.moco.queueSize = queueSize
+        c.moco.momentum = mocoM; c.moco.temperature = mocoT; c.moco.symmetric = symmetric
+        c.moco.shuffleBN = shuffleBN; c.moco.bnSplits = bnSplits; c.moco.syncBN = syncBN
+        c.moco.sgdMomentum = sgdMomentum; c.moco.weightDecay = wd
+        c.engine = EngineConfig(threads: threads, conv: conv ?? EngineConfig().conv)
+        c.epochs = epochs; c.batchSize = batchSize; c.lr = lr; c.schedule = schedule
+        c.warmupEpochs = warmupEpochs; c.seed = seed
+        c.data = data; c.dataDir = dataDir; c.trainSubset = trainSubset; c.augment = augment
+        c.knnEvery = knnEvery; c.knnK = knnK; c.knnT = knnT; c.logEvery = logEvery; c.saveEvery = saveEvery
+        c.checkConsistency = checkConsistency; c.out = out
+        return c
     }
 }
 

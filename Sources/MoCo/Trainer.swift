@@ -19,29 +19,49 @@ public struct TrainSummary: Sendable {
 /// `moco train`: epochs over a seeded shuffle, the learning-rate schedule, progress and metrics,
 /// the kNN monitor, checkpoints and exact resume. Rank 0 writes every file; every rank runs the
 /// same collectives in the same order, and every failure is agreed on before the next one.
+///
+/// A run has three phases, each a method: `start` (validate, load, prepare the output folder,
+/// resume), `trainEpoch`, and `evaluateAndSave` after each epoch.
 public final class Trainer {
     public let config: TrainConfig
     public let comm: Communicator
+    let hooks: TrainingHooks
     let say: (String) -> Void
-    var metrics: FileHandle?
 
-    public init(config: TrainConfig, comm: Communicator, say: @escaping (String) -> Void = { print($0) }) {
-        self.config = config; self.comm = comm; self.say = say
+    public init(config: TrainConfig, comm: Communicator, hooks: TrainingHooks = NoTrainingHooks(),
+                say: @escaping (String) -> Void = { print($0) }) {
+        self.config = config; self.comm = comm; self.hooks = hooks; self.say = say
     }
 
     var isRoot: Bool { comm.rank == 0 }
     func log(_ s: String) { if isRoot { say(s) } }
 
-    /// The shuffle-BN permutation of step `step` of `epoch` (same on every rank).
-    static func shufflePermutation(seed: UInt64, epoch: Int, step: Int, batch: Int) -> [Int] {
-        var rng = Xoshiro(seed: seed, stream: [0x5342_4E, UInt64(epoch), UInt64(step)])
-        return rng.permutation(batch)
+    /// The state a run carries from one phase to the next.
+    final class Run {
+        let model: MoCoModel
+        let train: Dataset, test: Dataset
+        let sampler: EpochSampler
+        let extractor: FeatureExtractor
+        /// Rank 0's metrics file (nil elsewhere).
+        let metrics: MetricsLog?
+        let startEpoch: Int
+        var globalStep: Int
+        var summary = TrainSummary()
+        var window = ProgressWindow()
+        let clock = Stopwatch()
+
+        init(model: MoCoModel, train: Dataset, test: Dataset, sampler: EpochSampler, extractor: FeatureExtractor,
+             metrics: MetricsLog?, startEpoch: Int, globalStep: Int) {
+            self.model = model; self.train = train; self.test = test; self.sampler = sampler
+            self.extractor = extractor; self.metrics = metrics
+            self.startEpoch = startEpoch; self.globalStep = globalStep
+            summary.epochsDone = startEpoch
+        }
     }
 
     public static func loadData(_ c: TrainConfig) throws -> (train: Dataset, test: Dataset) {
-        let kind = DatasetKind(rawValue: c.data)!
-        var train = try Dataset.load(kind, split: .train, directory: c.dataDir)
-        let test = try Dataset.load(kind, split: .test, directory: c.dataDir)
+        var train = try Dataset.load(c.data, split: .train, directory: c.dataDir)
+        let test = try Dataset.load(c.data, split: .test, directory: c.dataDir)
         if c.trainSubset > 0 && c.trainSubset < train.count { train = train.prefix(c.trainSubset) }
         return (train, test)
     }
@@ -51,147 +71,167 @@ public final class Trainer {
     ///   - stopAfter: end after this many completed epochs (as an interrupted run would),
     ///     keeping the schedule of the full `config.epochs`.
     public func run(resume: String? = nil, stopAfter: Int? = nil) throws -> TrainSummary {
+        let c = config
+        let endEpoch = min(c.epochs, stopAfter ?? c.epochs)
+        let run = try start(resume: resume)
+        let loader = try TwoCropLoader(dataset: run.train, sampler: run.sampler, config: c.augment, seed: c.seed,
+                                       rank: comm.rank, worldSize: comm.size, startEpoch: run.startEpoch, startStep: 0,
+                                       endEpoch: endEpoch)
+        defer { loader.stop() }
+        for epoch in run.startEpoch..<endEpoch {
+            try trainEpoch(epoch, run: run, loader: loader)
+            try evaluateAndSave(afterEpoch: epoch + 1, isLast: epoch + 1 == endEpoch, run: run)
+        }
+        run.summary.seconds = run.clock.elapsed
+        run.metrics?.close()
+        return run.summary
+    }
+
+    // MARK: - Start or resume
+
+    /// Validates and loads identically on every rank, prepares the output folder, builds the
+    /// model and restores a checkpoint when resuming.
+    func start(resume: String?) throws -> Run {
         let c = config, W = comm.size
-        let started = now()
-        // 1. Validate and load identically everywhere; agree before the first real collective.
-        var faults = FaultInjection()
+        // Agree before the first real collective: every rank validates and loads the same.
         let (train, test) = try comm.agreeing { () -> (Dataset, Dataset) in
             try c.validate(worldSize: W)
-            faults = try FaultInjection.fromEnvironment()
             let d = try Trainer.loadData(c)
-            let steps = d.train.count / c.batchSize
-            if steps == 0 { throw ConfigError("the training set (\(d.train.count) images) is smaller than one global batch (\(c.batchSize))") }
+            if d.train.count / c.batchSize == 0 {
+                throw ConfigError("the training set (\(d.train.count) images) is smaller than one global batch (\(c.batchSize))")
+            }
             return d
         }
-        var hyper = c.hyper
-        hyper.inChannels = train.channels
-        Conv2d.algorithm = c.convAlgorithm
-        let model = MoCoModel(hyper: hyper, seed: c.seed, comm: comm)
+        let model = MoCoModel(config: c.moco, inChannels: train.channels, engine: c.engine, seed: c.seed, comm: comm)
         let sampler = EpochSampler(datasetCount: train.count, globalBatch: c.batchSize, seed: c.seed)
-        let stepsPerEpoch = sampler.stepsPerEpoch
 
-        // 2. Output folder and resume (rank 0 reads, everyone gets the bytes).
-        var startEpoch = 0, globalStep = 0
-        try comm.agree(isRoot ? Result { try prepareOutput(resuming: resume != nil) }.error : nil)
-        if let resume {
-            let bytes = try comm.agreeing { () -> [UInt8] in
-                guard isRoot else { return [] }
-                let path = resume == "auto" ? Checkpoint.latest(in: c.out) : resume
-                guard let path else { throw ConfigError("--resume auto: no checkpoint_*.safetensors in \(c.out)") }
-                log("resuming from \(path)")
-                guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read checkpoint \(path)") }
-                return [UInt8](data)
-            }
-            let all = try comm.broadcast(bytes: bytes, root: 0)
-            let info = try comm.agreeing { () -> Checkpoint.Info in
-                let f = try SafeTensorsFile(bytes: all, path: resume)
-                let info = try Checkpoint.info(f)
-                let mismatches = c.resumeMismatches(info.config)
-                if !mismatches.isEmpty {
-                    throw ConfigError("checkpoint does not match this configuration: " + mismatches.joined(separator: "; "))
-                }
-                if info.epoch > c.epochs { throw ConfigError("checkpoint is at epoch \(info.epoch), beyond --epochs \(c.epochs)") }
-                if info.config.convAlgorithm != c.convAlgorithm {
-                    // Allowed (a user may switch), but the continuation then differs from the
-                    // uninterrupted run by the algorithms' rounding.
-                    log("note: the checkpoint was trained with --conv \(info.config.convAlgorithm.rawValue), this run uses "
-                        + "\(c.convAlgorithm.rawValue); results will differ from an uninterrupted run at rounding level")
-                }
-                try Checkpoint.restore(f, into: model)
-                return info
-            }
-            startEpoch = info.epoch; globalStep = info.step
-            log("resumed at epoch \(startEpoch) (step \(globalStep))")
+        let metrics = try comm.agreeing { isRoot ? try prepareOutput(resuming: resume != nil) : nil }
+        var position = (epoch: 0, step: 0)
+        if let resume { position = try restore(resume, into: model) }
+        try comm.agree(isRoot ? Result { try writeConfig() }.error : nil)
+
+        log("moco train: \(c.preset), \(c.moco.architecture.rawValue) + \(c.moco.head.rawValue) head on \(train.name) "
+            + "(\(train.count) images), \(W) rank(s) x \(c.engine.threads) BLAS thread(s), global batch \(c.batchSize), "
+            + "\(sampler.stepsPerEpoch) steps/epoch, K=\(c.moco.queueSize) m=\(c.moco.momentum) T=\(c.moco.temperature) "
+            + "bn-splits=\(c.moco.bnSplits)\(c.moco.shuffleBN ? " shuffle-BN" : "")\(c.moco.syncBN ? " sync-BN" : ""), "
+            + "conv \(c.engine.conv.rawValue)")
+
+        model.plan(localBatch: c.batchSize / W, channels: train.channels, height: train.height, width: train.width)
+        let extractor = FeatureExtractor(architecture: c.moco.architecture, head: c.moco.head, inChannels: train.channels,
+                                         dim: c.moco.dim, height: train.height, width: train.width, engine: c.engine)
+        return Run(model: model, train: train, test: test, sampler: sampler, extractor: extractor, metrics: metrics,
+                   startEpoch: position.epoch, globalStep: position.step)
+    }
+
+    /// Restores `path` ("auto": the newest checkpoint in `config.out`) into `model`: rank 0
+    /// reads the file, every rank validates and restores the same bytes.
+    /// -> the completed epochs and global steps of the checkpoint.
+    func restore(_ path: String, into model: MoCoModel) throws -> (epoch: Int, step: Int) {
+        let c = config
+        let bytes = try comm.agreeing { () -> [UInt8] in
+            guard isRoot else { return [] }
+            let file = path == "auto" ? Checkpoint.latest(in: c.out) : path
+            guard let file else { throw ConfigError("--resume auto: no checkpoint_*.safetensors in \(c.out)") }
+            log("resuming from \(file)")
+            guard let data = FileManager.default.contents(atPath: file) else { throw ConfigError("cannot read checkpoint \(file)") }
+            return [UInt8](data)
         }
-        if isRoot { try writeConfig() }
-
-        log("moco train: \(c.preset), \(c.arch.rawValue) + \(c.head.rawValue) head on \(train.name) (\(train.count) images), "
-            + "\(W) rank(s) x \(BLAS.threads) BLAS thread(s), global batch \(c.batchSize), \(stepsPerEpoch) steps/epoch, "
-            + "K=\(c.queueSize) m=\(c.mocoM) T=\(c.mocoT) bn-splits=\(c.bnSplits)\(c.shuffleBN ? " shuffle-BN" : "")\(c.syncBN ? " sync-BN" : ""), "
-            + "conv \(c.convAlgorithm.rawValue)")
-
-        let local = c.batchSize / W
-        model.plan(localBatch: local, channels: train.channels, height: train.height, width: train.width)
-        let extractor = FeatureExtractor(architecture: c.arch, head: c.head, inChannels: train.channels, dim: c.dim,
-                                         height: train.height, width: train.width)
-        var summary = TrainSummary()
-        summary.epochsDone = startEpoch
-        let loader = try TwoCropLoader(dataset: train, sampler: sampler, config: c.augment, seed: c.seed,
-                                       rank: comm.rank, worldSize: W, startEpoch: startEpoch, startStep: 0,
-                                       endEpoch: min(c.epochs, stopAfter ?? c.epochs))
-        defer { loader.stop() }
-
-        var windowStart = now(), windowImages = 0
-        var lossSum = 0.0, accSum = 0.0, windowSteps = 0
-        let endEpoch = min(c.epochs, stopAfter ?? c.epochs)
-        for epoch in startEpoch..<endEpoch {
-            for step in 0..<stepsPerEpoch {
-                if let f = faults.failAt, f.rank == comm.rank, f.step == globalStep + 1 {
-                    throw ConfigError("injected failure (MOCO_FAIL_AT) on rank \(comm.rank) at step \(globalStep + 1)")
-                }
-                guard let batch = try loader.next() else { throw ConfigError("data loader ended early at epoch \(epoch) step \(step)") }
-                precondition(batch.epoch == epoch && batch.step == step)
-                let t = Double(epoch) + Double(step) / Double(stepsPerEpoch)
-                let lr = Float(c.schedule.lr(base: c.lr, epoch: t, totalEpochs: c.epochs, warmupEpochs: c.warmupEpochs))
-                let perm = Trainer.shufflePermutation(seed: c.seed, epoch: epoch, step: step, batch: c.batchSize)
-                let r = try withExtendedLifetime(batch) {
-                    try model.step(imQ: batch.query.ptr, imK: batch.key.ptr, perm: perm, lr: lr)
-                }
-                globalStep += 1
-                if let p = faults.perturbQueueAt, p.rank == comm.rank, p.step == globalStep {
-                    model.queue.keys.ptr[0] += 1e-3
-                }
-                windowImages += c.batchSize; windowSteps += 1
-                lossSum += r.loss; accSum += r.acc1
-                let last = step == stepsPerEpoch - 1
-                if globalStep % c.logEvery == 0 || last {
-                    // Mean over ranks; a non-finite loss anywhere stops the run before any save.
-                    var v = [lossSum, accSum]
-                    try comm.allreduce(&v, op: .sum)
-                    let loss = v[0] / Double(W * windowSteps), acc = v[1] / Double(W * windowSteps)
-                    if !loss.isFinite {
-                        // Every rank sees the same reduced loss: stop together, one message.
-                        try stopTogether("loss became \(loss) at epoch \(epoch + 1) step \(step + 1); stopped without saving, the last good checkpoint is kept"
-                                          + (summary.checkpoint.map { " (\($0))" } ?? ""))
-                    }
-                    let dt = now() - windowStart
-                    let ips = Double(windowImages) / max(dt, 1e-9)
-                    let remaining = Double((c.epochs - epoch) * stepsPerEpoch - step - 1) * Double(c.batchSize) / max(ips, 1e-9)
-                    log(String(format: "epoch %d/%d step %d/%d  loss %.4f  acc1 %.1f%%  lr %.5f  %.0f img/s  ETA %@",
-                               epoch + 1, c.epochs, step + 1, stepsPerEpoch, loss, acc, lr, ips, Trainer.duration(remaining)))
-                    writeMetric(["type": "train", "epoch": epoch, "step": globalStep, "loss": loss, "acc1": acc, "lr": Double(lr),
-                                 "images_per_s": ips, "elapsed_s": now() - started])
-                    summary.lastLoss = loss
-                    windowStart = now(); windowImages = 0; windowSteps = 0; lossSum = 0; accSum = 0
-                }
-                if c.checkConsistency > 0 && globalStep % c.checkConsistency == 0 {
-                    try checkConsistency(model, step: globalStep)
-                }
+        let all = try comm.broadcast(bytes: bytes, root: 0)
+        let info = try comm.agreeing { () -> Checkpoint.Info in
+            let f = try SafeTensorsFile(bytes: all, path: path)
+            let info = try Checkpoint.info(f)
+            let mismatches = c.resumeMismatches(info.config)
+            if !mismatches.isEmpty {
+                throw ConfigError("checkpoint does not match this configuration: " + mismatches.joined(separator: "; "))
             }
-            summary.epochsDone = epoch + 1
-            summary.steps = globalStep
-            if c.knnEvery > 0 && ((epoch + 1) % c.knnEvery == 0 || epoch + 1 == endEpoch) {
-                let t0 = now()
-                extractor.encoder.copyState(from: model.query)
-                let top1 = try DistributedKNN.top1(train: train, test: test, dim: extractor.featureDim, k: c.knnK, t: c.knnT,
-                                                   comm: comm) { ds, idx in extractor.features(ds, indices: idx) }
-                summary.knn.append((epoch + 1, top1, now() - started))
-                log(String(format: "epoch %d: kNN top-1 %.2f%% (k=%d, t=%.2f; %.1f s)", epoch + 1, top1, c.knnK, c.knnT, now() - t0))
-                writeMetric(["type": "knn", "epoch": epoch + 1, "step": globalStep, "knn_top1": top1, "elapsed_s": now() - started])
-                windowStart = now(); windowImages = 0
+            if info.epoch > c.epochs { throw ConfigError("checkpoint is at epoch \(info.epoch), beyond --epochs \(c.epochs)") }
+            if info.config.engine.conv != c.engine.conv {
+                // Allowed (a user may switch), but the continuation then differs from the
+                // uninterrupted run by the algorithms' rounding.
+                log("note: the checkpoint was trained with --conv \(info.config.engine.conv.rawValue), this run uses "
+                    + "\(c.engine.conv.rawValue); results will differ from an uninterrupted run at rounding level")
             }
-            if (c.saveEvery > 0 && (epoch + 1) % c.saveEvery == 0) || epoch + 1 == endEpoch {
-                let path = c.out + "/" + Checkpoint.fileName(epoch: epoch + 1)
-                try comm.agree(isRoot ? Result {
-                    try Checkpoint.serialize(model: model, config: c, epoch: epoch + 1, step: globalStep).write(to: path)
-                }.error : nil)
-                summary.checkpoint = path
-                log("saved \(path)")
+            try Checkpoint.restore(f, into: model)
+            return info
+        }
+        log("resumed at epoch \(info.epoch) (step \(info.step))")
+        return (info.epoch, info.step)
+    }
+
+    // MARK: - One epoch
+
+    /// The steps of `epoch`: batches from the loader, the lr of the schedule at each step's
+    /// fractional epoch, the shuffle-BN permutation, progress lines and consistency checks.
+    func trainEpoch(_ epoch: Int, run: Run, loader: TwoCropLoader) throws {
+        let c = config, model = run.model
+        let stepsPerEpoch = run.sampler.stepsPerEpoch
+        for step in 0..<stepsPerEpoch {
+            try hooks.beforeStep(run.globalStep + 1, model: model)
+            guard let batch = try loader.next() else { throw ConfigError("data loader ended early at epoch \(epoch) step \(step)") }
+            precondition(batch.epoch == epoch && batch.step == step)
+            let t = Double(epoch) + Double(step) / Double(stepsPerEpoch)
+            let lr = Float(c.schedule.lr(base: c.lr, epoch: t, totalEpochs: c.epochs, warmupEpochs: c.warmupEpochs))
+            let perm = ShuffleBN.permutation(seed: c.seed, epoch: epoch, step: step, batch: c.batchSize)
+            let r = try withExtendedLifetime(batch) {
+                try model.step(imQ: batch.query.ptr, imK: batch.key.ptr, perm: perm, lr: lr)
+            }
+            run.globalStep += 1
+            hooks.afterStep(run.globalStep, model: model)
+            run.window.add(r, images: c.batchSize)
+            if run.globalStep % c.logEvery == 0 || step == stepsPerEpoch - 1 {
+                try logProgress(epoch: epoch, step: step, lr: lr, run: run)
+            }
+            if c.checkConsistency > 0 && run.globalStep % c.checkConsistency == 0 {
+                try checkConsistency(model, step: run.globalStep)
             }
         }
-        summary.seconds = now() - started
-        try? metrics?.close()
-        return summary
+        run.summary.epochsDone = epoch + 1
+        run.summary.steps = run.globalStep
+    }
+
+    /// One progress line and metrics record: the window's loss and top-1 averaged over ranks. A
+    /// non-finite loss anywhere stops the run before any save.
+    func logProgress(epoch: Int, step: Int, lr: Float, run: Run) throws {
+        let c = config, stepsPerEpoch = run.sampler.stepsPerEpoch
+        let w = try run.window.close(comm: comm)
+        if !w.loss.isFinite {
+            // Every rank sees the same reduced loss: stop together, one message.
+            try stopTogether("loss became \(w.loss) at epoch \(epoch + 1) step \(step + 1); stopped without saving, the last good checkpoint is kept"
+                             + (run.summary.checkpoint.map { " (\($0))" } ?? ""))
+        }
+        let remaining = Double((c.epochs - epoch) * stepsPerEpoch - step - 1) * Double(c.batchSize) / max(w.imagesPerSecond, 1e-9)
+        log(String(format: "epoch %d/%d step %d/%d  loss %.4f  acc1 %.1f%%  lr %.5f  %.0f img/s  ETA %@",
+                   epoch + 1, c.epochs, step + 1, stepsPerEpoch, w.loss, w.acc1, lr, w.imagesPerSecond, Trainer.duration(remaining)))
+        run.metrics?.write(["type": "train", "epoch": epoch, "step": run.globalStep, "loss": w.loss, "acc1": w.acc1, "lr": Double(lr),
+                            "images_per_s": w.imagesPerSecond, "elapsed_s": run.clock.elapsed])
+        run.summary.lastLoss = w.loss
+    }
+
+    // MARK: - Evaluate and save
+
+    /// After `epoch` completed epochs: the kNN monitor when due, and a checkpoint when due (and
+    /// always after the last epoch of this invocation).
+    func evaluateAndSave(afterEpoch epoch: Int, isLast: Bool, run: Run) throws {
+        let c = config
+        if c.knnEvery > 0 && (epoch % c.knnEvery == 0 || isLast) {
+            let knnClock = Stopwatch()
+            let fx = run.extractor
+            fx.encoder.copyState(from: run.model.query)
+            let top1 = try DistributedKNN.top1(train: run.train, test: run.test, dim: fx.featureDim, k: c.knnK, t: c.knnT,
+                                               comm: comm, threads: c.engine.threads) { ds, idx in fx.features(ds, indices: idx) }
+            run.summary.knn.append((epoch, top1, run.clock.elapsed))
+            log(String(format: "epoch %d: kNN top-1 %.2f%% (k=%d, t=%.2f; %.1f s)", epoch, top1, c.knnK, c.knnT, knnClock.elapsed))
+            run.metrics?.write(["type": "knn", "epoch": epoch, "step": run.globalStep, "knn_top1": top1, "elapsed_s": run.clock.elapsed])
+            run.window.restart()
+        }
+        if (c.saveEvery > 0 && epoch % c.saveEvery == 0) || isLast {
+            let path = c.out + "/" + Checkpoint.fileName(epoch: epoch)
+            try comm.agree(isRoot ? Result {
+                try Checkpoint.serialize(model: run.model, config: c, epoch: epoch, step: run.globalStep).write(to: path)
+            }.error : nil)
+            run.summary.checkpoint = path
+            log("saved \(path)")
+        }
     }
 
     /// Compares checksums of the queue, its pointer and both encoders' weights across ranks.
@@ -215,7 +255,10 @@ public final class Trainer {
         throw error
     }
 
-    func prepareOutput(resuming: Bool) throws {
+    // MARK: - Files
+
+    /// Creates (or checks) the output folder and opens the metrics file (rank 0).
+    func prepareOutput(resuming: Bool) throws -> MetricsLog {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: config.out, isDirectory: &isDir) {
@@ -227,51 +270,17 @@ public final class Trainer {
             do { try fm.createDirectory(atPath: config.out, withIntermediateDirectories: true) }
             catch { throw ConfigError("cannot create --out \(config.out): \(error.localizedDescription)") }
         }
-        let mpath = config.out + "/metrics.jsonl"
-        if !fm.fileExists(atPath: mpath) { _ = fm.createFile(atPath: mpath, contents: nil) }
-        guard let h = FileHandle(forWritingAtPath: mpath) else { throw ConfigError("cannot write \(mpath)") }
-        h.seekToEndOfFile()
-        metrics = h
+        return try MetricsLog(path: config.out + "/metrics.jsonl")
     }
 
     func writeConfig() throws {
         try AtomicFile.write(Array((config.jsonString() + "\n").utf8), to: config.out + "/config.json")
     }
 
-    func writeMetric(_ fields: [String: Any]) {
-        guard isRoot, let metrics else { return }
-        if let d = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) {
-            metrics.write(d); metrics.write(Data("\n".utf8))
-        }
-    }
-
     static func duration(_ s: Double) -> String {
         guard s.isFinite else { return "?" }
         let t = Int(s.rounded())
         return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
-    }
-}
-
-/// Test hooks read from the environment, for exercising the failure paths of a distributed run
-/// (see docs/distributed.md). Unset variables change nothing.
-struct FaultInjection {
-    /// `MOCO_FAIL_AT=R:S`: rank R throws a local (not agreed) error just before global step S
-    /// (1-based), so the other ranks are left inside that step's collectives and the job must abort.
-    var failAt: (rank: Int, step: Int)?
-    /// `MOCO_PERTURB_QUEUE_AT=R:S`: rank R changes one entry of its queue after global step S, so
-    /// `--check-consistency` must catch the divergence.
-    var perturbQueueAt: (rank: Int, step: Int)?
-
-    static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> FaultInjection {
-        func parse(_ name: String) throws -> (rank: Int, step: Int)? {
-            guard let v = env[name], !v.isEmpty else { return nil }
-            let parts = v.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
-            guard parts.count == 2, let r = parts[0], let s = parts[1], r >= 0, s >= 1 else {
-                throw ConfigError("\(name)='\(v)' must be RANK:STEP (rank >= 0, global step >= 1)")
-            }
-            return (r, s)
-        }
-        return FaultInjection(failAt: try parse("MOCO_FAIL_AT"), perturbQueueAt: try parse("MOCO_PERTURB_QUEUE_AT"))
     }
 }
 

@@ -13,7 +13,8 @@ public enum WeightsFile {
 
     /// - Parameters: architecture/head: required for a bare encoder unless `conv1.weight` and
     ///   the head's shapes say enough; a checkpoint's configuration wins when they are absent.
-    public static func load(_ path: String, architecture: Architecture?, head: HeadKind?, backboneOnly: Bool = false) throws -> Loaded {
+    public static func load(_ path: String, architecture: Architecture?, head: HeadKind?, backboneOnly: Bool = false,
+                            engine: EngineConfig = EngineConfig()) throws -> Loaded {
         let f = try SafeTensorsFile(path: path)
         let prefix = f.has("encoder_q.conv1.weight") ? "encoder_q." : ""
         let config = prefix.isEmpty ? nil : try? Checkpoint.info(f).config
@@ -22,14 +23,14 @@ public enum WeightsFile {
         }
         let conv1 = try f.shape(prefix + "conv1.weight")
         guard conv1.count == 4 else { throw SafeTensorsError(path: path, message: "tensor '\(prefix)conv1.weight': expected 4 dimensions, got \(conv1)") }
-        let arch = architecture ?? config?.arch ?? (conv1[0] == 16 ? .resnet20 : .resnet18)
-        let hd = head ?? config?.head ?? (f.has(prefix + "fc.0.weight") ? .mlp : .linear)
-        var dim = config?.dim ?? 128
+        let arch = architecture ?? config?.moco.architecture ?? (conv1[0] == 16 ? .resnet20 : .resnet18)
+        let hd = head ?? config?.moco.head ?? (f.has(prefix + "fc.0.weight") ? .mlp : .linear)
+        var dim = config?.moco.dim ?? 128
         if !backboneOnly {
             let last = hd == .mlp ? "fc.2.weight" : "fc.weight"
             if f.has(prefix + last), let s = try? f.shape(prefix + last), s.count == 2 { dim = s[0] }
         }
-        let e = Encoder(architecture: arch, head: hd, inChannels: conv1[1], dim: dim, trainable: false)
+        let e = Encoder(architecture: arch, head: hd, inChannels: conv1[1], dim: dim, trainable: false, engine: engine)
         try EncoderState.load(e, from: f, prefix: prefix, backboneOnly: backboneOnly)
         return Loaded(encoder: e, prefix: prefix, config: config)
     }

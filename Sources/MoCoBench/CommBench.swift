@@ -1,4 +1,5 @@
 import CMPIShim
+import MoCoComm
 
 /// The collectives `runCommBench` measures.
 public enum CommBenchOp: String, Sendable, CaseIterable {
@@ -87,7 +88,7 @@ public func runCommBench(comm: Communicator, sizes: [Int], iterations: Int) thro
             let ptr = b.baseAddress!
             return try compare({ try comm.allreduce(ptr, count: total, op: .sum) }, mpi.map { m in {
                 try checkMPI(MPI_Allreduce(moco_in_place(), ptr, Int32(total), moco_type_float(),
-                                           moco_op_sum(), m.comm), "MPI_Allreduce")
+                                           moco_op_sum(), m.rawHandle), "MPI_Allreduce")
             } })
         }
         rows.append(CommBenchRow(op: .allreduce, bytes: total * 4, ranks: p, iterations: iters,
@@ -101,7 +102,7 @@ public func runCommBench(comm: Communicator, sizes: [Int], iterations: Int) thro
                 let sp = s.baseAddress!, rp = r.baseAddress!
                 return try compare({ try comm.allgather(sp, count: perRank, into: rp) }, mpi.map { m in {
                     try checkMPI(MPI_Allgather(sp, Int32(perRank), moco_type_float(), rp, Int32(perRank),
-                                               moco_type_float(), m.comm), "MPI_Allgather")
+                                               moco_type_float(), m.rawHandle), "MPI_Allgather")
                 } })
             }
         }
@@ -111,7 +112,7 @@ public func runCommBench(comm: Communicator, sizes: [Int], iterations: Int) thro
         // alltoallv: perRank floats to every rank (uniform counts, contiguous displacements).
         let counts = [Int](repeating: perRank, count: p)
         let displs = (0..<p).map { $0 * perRank }
-        let c32 = counts.int32s, d32 = displs.int32s
+        let c32 = counts.map { Int32($0) }, d32 = displs.map { Int32($0) }
         let aaRows: (Double, Double?) = try send.withUnsafeBufferPointer { s in
             try recv.withUnsafeMutableBufferPointer { r in
                 let sp = s.baseAddress!, rp = r.baseAddress!
@@ -120,7 +121,7 @@ public func runCommBench(comm: Communicator, sizes: [Int], iterations: Int) thro
                                        recv: rp, recvCounts: counts, recvDispls: displs)
                 }, mpi.map { m in {
                     try checkMPI(MPI_Alltoallv(sp, c32, d32, moco_type_float(), rp, c32, d32,
-                                               moco_type_float(), m.comm), "MPI_Alltoallv")
+                                               moco_type_float(), m.rawHandle), "MPI_Alltoallv")
                 } })
             }
         }

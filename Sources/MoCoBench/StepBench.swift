@@ -1,21 +1,20 @@
-import Foundation
+import MoCo
 import MoCoTensor
 import MoCoLayers
 import MoCoComm
 
 /// `moco bench step`: the full MoCo training step on synthetic input (no data loading), as
 /// `moco train` runs it: both encoders, shuffle-BN, InfoNCE against the queue, backward with
-/// the bucketed gradient allreduce, SGD, momentum update and enqueue.
+/// the bucketed gradient allreduce, SGD, momentum update and enqueue. It takes the step's own
+/// configuration (`MoCoConfig`, `EngineConfig`), so it measures exactly what training runs.
 public enum StepBench {
     public struct Config: Sendable {
-        public var architecture: Architecture = .resnet20
-        public var head: HeadKind = .mlp
-        public var batchSize = 256          // global
-        public var queueSize = 4096
-        public var bnSplits = 1             // per rank
+        public var moco = MoCoConfig()
+        public var engine = EngineConfig()
+        /// Global batch over all ranks.
+        public var batchSize = 256
         public var channels = 1, height = 28, width = 28
         public var warmup = 2, steps = 10
-        public var symmetric = false
         public init() {}
     }
 
@@ -35,18 +34,15 @@ public enum StepBench {
         public var peak_rss_mb: Double
         public var comm_bytes_per_step: [String: Double]
         /// Algorithm of the 3x3 stride-1 convolutions.
-        public var conv = Conv2d.algorithm.rawValue
+        public var conv: String
     }
 
     public static func run(_ c: Config, comm: Communicator) throws -> Result {
         let W = comm.size
         guard c.batchSize % W == 0 else { throw ConfigError("--batch-size \(c.batchSize) is not divisible by \(W) ranks") }
         let n = c.batchSize / W
-        guard n % c.bnSplits == 0 else { throw ConfigError("per-rank batch \(n) not divisible by --bn-splits \(c.bnSplits)") }
-        var h = MoCoHyper()
-        h.architecture = c.architecture; h.head = c.head; h.inChannels = c.channels
-        h.queueSize = c.queueSize; h.bnSplits = c.bnSplits; h.symmetric = c.symmetric
-        let model = MoCoModel(hyper: h, seed: 0, comm: comm)
+        guard n % c.moco.bnSplits == 0 else { throw ConfigError("per-rank batch \(n) not divisible by --bn-splits \(c.moco.bnSplits)") }
+        let model = MoCoModel(config: c.moco, inChannels: c.channels, engine: c.engine, seed: 0, comm: comm)
         model.plan(localBatch: n, channels: c.channels, height: c.height, width: c.width)
         let size = c.channels * c.height * c.width
         let imQ = FloatBuffer(count: n * size), imK = FloatBuffer(count: n * size)
@@ -59,9 +55,9 @@ public enum StepBench {
             let perm = prng.permutation(c.batchSize)
             if s == c.warmup { comm.resetStats() }
             try comm.barrier()
-            let t0 = now()
+            let watch = Stopwatch()
             let r = try model.step(imQ: imQ.ptr, imK: imK.ptr, perm: perm, lr: 0.01)
-            let dt = now() - t0
+            let dt = watch.elapsed
             if s >= c.warmup { times.append(dt); phases = phases + r.timings }
         }
         // Peak memory of the step itself, read before the sgemm peak probe below allocates its
@@ -72,7 +68,7 @@ public enum StepBench {
         if step <= 0 { step = 1e-9 }
         let flopsPerImage = model.query.forwardFLOPs(height: c.height, width: c.width)
         let ips = Double(c.batchSize) / step
-        let peak = try comm.allreduce(SgemmPeak.large(), op: .sum)
+        let peak = try comm.allreduce(SgemmPeak.large(threads: c.engine.threads), op: .sum)
         let gflops = 4 * flopsPerImage * ips / 1e9
         let k = Double(c.steps) / 1e3
         let ph: [String: Double] = [
@@ -84,9 +80,10 @@ public enum StepBench {
         var bytes: [String: Double] = [:]
         for (kind, e) in stats.entries { bytes[kind.rawValue] = Double(e.bytesSent) / Double(c.steps) }
         let rss = try comm.allreduce(stepPeakRSS, op: .max)
-        return Result(arch: c.architecture.rawValue, batch: c.batchSize, world: W, threads: BLAS.threads,
+        return Result(arch: c.moco.architecture.rawValue, batch: c.batchSize, world: W, threads: c.engine.threads,
                       images_per_s: ips, step_ms_median: step * 1e3, gflops: gflops,
                       forward_mflop_per_image: flopsPerImage / 1e6, sgemm_peak_gflops: peak,
-                      fraction_of_sgemm_peak: gflops / peak, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes)
+                      fraction_of_sgemm_peak: gflops / peak, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,
+                      conv: c.engine.conv.rawValue)
     }
 }

@@ -69,6 +69,6 @@ func mpiErrorString(_ code: Int32) -> String {
 
 /// Throws `CommError.mpi` unless `code` is MPI_SUCCESS.
 @inline(__always)
-func checkMPI(_ code: Int32, _ call: StaticString) throws {
+public func checkMPI(_ code: Int32, _ call: StaticString) throws {
     if code != moco_success() { throw CommError.mpi(call: "\(call)", code: code) }
 }

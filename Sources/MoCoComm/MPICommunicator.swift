@@ -18,6 +18,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     /// The duplicated world communicator all collectives use.
     let comm: MPI_Comm
+    /// The same communicator for raw MPI calls next to the protocol's (`moco bench comm`
+    /// compares the two on the same buffers); nothing else calls MPI outside this module.
+    public var rawHandle: MPI_Comm { comm }
     /// False when MPI was initialised by someone else; `finalize()` then leaves MPI running.
     private let ownsMPI: Bool
     private(set) var isFinalized = false

@@ -66,7 +66,7 @@ public final class Dataset: @unchecked Sendable {
 }
 
 /// The datasets `Dataset.load` knows. The raw value is the command-line name.
-public enum DatasetKind: String, CaseIterable, Sendable {
+public enum DatasetKind: String, CaseIterable, Sendable, Codable {
     case fashionMNIST = "fashion-mnist"
     case mnist
     case cifar10

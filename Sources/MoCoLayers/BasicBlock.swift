@@ -6,22 +6,24 @@ import MoCoTensor
 public final class BasicBlock {
     public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
     public let downsampleConv: Conv2d?, downsampleBN: BatchNorm2d?
-    let add = AddReLU()
+    let add: AddReLU
     private var input: UnsafePointer<Float>?
     private var inputCount = 0
 
     public init(_ name: String, params: ParameterStore, buffers: ParameterStore, workspace: Workspace,
-                inChannels: Int, outChannels: Int, stride: Int) {
+                inChannels: Int, outChannels: Int, stride: Int, engine: EngineConfig = EngineConfig()) {
+        let T = engine.threads
         conv1 = Conv2d("\(name).conv1", params: params, workspace: workspace, inChannels: inChannels,
-                       outChannels: outChannels, kernel: 3, stride: stride, padding: 1)
-        bn1 = BatchNorm2d("\(name).bn1", params: params, buffers: buffers, channels: outChannels, fusedReLU: true)
+                       outChannels: outChannels, kernel: 3, stride: stride, padding: 1, engine: engine)
+        bn1 = BatchNorm2d("\(name).bn1", params: params, buffers: buffers, channels: outChannels, fusedReLU: true, threads: T)
         conv2 = Conv2d("\(name).conv2", params: params, workspace: workspace, inChannels: outChannels,
-                       outChannels: outChannels, kernel: 3, stride: 1, padding: 1)
-        bn2 = BatchNorm2d("\(name).bn2", params: params, buffers: buffers, channels: outChannels)
+                       outChannels: outChannels, kernel: 3, stride: 1, padding: 1, engine: engine)
+        bn2 = BatchNorm2d("\(name).bn2", params: params, buffers: buffers, channels: outChannels, threads: T)
+        add = AddReLU(threads: T)
         if stride != 1 || inChannels != outChannels {
             downsampleConv = Conv2d("\(name).downsample.0", params: params, workspace: workspace,
-                                    inChannels: inChannels, outChannels: outChannels, kernel: 1, stride: stride)
-            downsampleBN = BatchNorm2d("\(name).downsample.1", params: params, buffers: buffers, channels: outChannels)
+                                    inChannels: inChannels, outChannels: outChannels, kernel: 1, stride: stride, engine: engine)
+            downsampleBN = BatchNorm2d("\(name).downsample.1", params: params, buffers: buffers, channels: outChannels, threads: T)
         } else {
             downsampleConv = nil; downsampleBN = nil
         }

@@ -31,6 +31,8 @@ public final class BatchNorm2d {
     /// Number of contiguous sample chunks normalised separately (1 = plain BN).
     public var splits = 1
     public weak var reducer: BatchStatReducer?
+    /// Engine workers over channels.
+    public let threads: Int
 
     public private(set) var batch = 0, spatial = 0
     public private(set) var y = FloatBuffer(count: 0)
@@ -42,8 +44,9 @@ public final class BatchNorm2d {
     private var input: UnsafePointer<Float>?
     private var trainedForward = false
 
-    public init(_ name: String, params: ParameterStore, buffers: ParameterStore, channels: Int, fusedReLU: Bool = false) {
-        self.name = name; self.channels = channels; self.fusedReLU = fusedReLU
+    public init(_ name: String, params: ParameterStore, buffers: ParameterStore, channels: Int, fusedReLU: Bool = false,
+                threads: Int = 1) {
+        self.name = name; self.channels = channels; self.fusedReLU = fusedReLU; self.threads = max(1, threads)
         self.params = params; self.buffers = buffers
         weightOffset = params.register("\(name).weight", shape: [channels])
         biasOffset = params.register("\(name).bias", shape: [channels])
@@ -87,7 +90,7 @@ public final class BatchNorm2d {
 
     /// x: [C, N, H, W] -> y: [C, N, H, W]
     ///
-    /// Channels are split over `Parallel.threads` workers; each channel's statistics are
+    /// Channels are split over `threads` workers; each channel's statistics are
     /// computed by one worker, so the result does not depend on the thread count. Without a
     /// reducer a worker normalises each channel right after its statistics (while it is in cache).
     public func forward(_ x: UnsafePointer<Float>, training: Bool) {
@@ -98,7 +101,7 @@ public final class BatchNorm2d {
         let rm = buffers.value(meanOffset), rv = buffers.value(varOffset)
         let yp = y.ptr, relu = fusedReLU, eps = self.eps
         if !training {
-            Parallel.forRanges(C) { r in
+            Parallel.forRanges(C, threads: threads) { r in
                 for c in r {
                     let s = gamma[c] / (rv[c] + eps).squareRoot()
                     affine(x + c * L, yp + c * L, L, s, beta[c] - rm[c] * s, relu: relu)
@@ -136,7 +139,7 @@ public final class BatchNorm2d {
                     affine(x + c * L + s * M, yp + c * L + s * M, M, scp[j], shp[j], relu: relu)
                 }
             }
-            Parallel.forRanges(C) { r in
+            Parallel.forRanges(C, threads: threads) { r in
                 for c in r {
                     for s in 0..<S {
                         let (sum, sq) = sums(x + c * L + s * M, M)
@@ -148,7 +151,7 @@ public final class BatchNorm2d {
             }
             if !fuse {
                 reducer?.sumAcrossWorkers(st, count: stB.count)
-                Parallel.forRanges(C) { r in for c in r { for s in 0..<S { finish(c, s, apply: true) } } }
+                Parallel.forRanges(C, threads: threads) { r in for c in r { for s in 0..<S { finish(c, s, apply: true) } } }
             }
             let mom = momentum
             for c in 0..<C {
@@ -186,7 +189,7 @@ public final class BatchNorm2d {
         scale.withUnsafeBufferPointer { scB in
         shift.withUnsafeBufferPointer { shB in
             let scp = scB.baseAddress!, shp = shB.baseAddress!
-            Parallel.forRanges(channels) { r in
+            Parallel.forRanges(channels, threads: threads) { r in
                 for c in r {
                     for s in 0..<S {
                         let j = c * S + s
@@ -226,7 +229,7 @@ public final class BatchNorm2d {
                 let o = c * L + s * M
                 affine2(dY + o, x + o, dXp + o, M, a, b, cx)
             }
-            Parallel.forRanges(C) { r in
+            Parallel.forRanges(C, threads: threads) { r in
                 for c in r {
                     for s in 0..<S {
                         let j = c * S + s
@@ -247,7 +250,7 @@ public final class BatchNorm2d {
             }
             if !fuse {
                 reducer?.sumAcrossWorkers(st, count: stB.count)
-                Parallel.forRanges(C) { r in for c in r { for s in 0..<S { apply(c, s) } } }
+                Parallel.forRanges(C, threads: threads) { r in for c in r { for s in 0..<S { apply(c, s) } } }
             }
         }
         }

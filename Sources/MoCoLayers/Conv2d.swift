@@ -1,4 +1,3 @@
-import Foundation
 import MoCoTensor
 
 /// 2-D convolution without bias (as in torchvision's ResNets), on channel-major activations.
@@ -12,18 +11,13 @@ import MoCoTensor
 /// A 1x1 stride-1 convolution skips im2col: y[K, N*HW] = w[K, C] @ x[C, N*HW].
 /// A 3x3 stride-1 padding-1 convolution with at least `ConvAlgorithm.winogradMinChannels`
 /// input and output channels runs the forward and dX through Winograd's F(m×m, 3×3)
-/// (`WinogradVariant`) unless `Conv2d.algorithm` is `.im2col`; dW stays im2col + GEMM.
+/// (`WinogradVariant`) unless the layer's `engine.conv` is `.im2col`; dW stays im2col + GEMM.
 ///
-/// Parallelism: the batch is cut into `Parallel.threads` contiguous sample ranges; each worker
+/// Parallelism: the batch is cut into `engine.threads` contiguous sample ranges; each worker
 /// runs im2col and single-threaded sgemm on its own range and its own slice of the workspace.
 /// The weight gradient of worker t > 0 goes to a partial buffer; the partials are added in
 /// worker order afterwards, so dW is reproducible bit for bit for a given thread count.
 public final class Conv2d {
-    /// Algorithm for the 3x3 stride-1 convolutions, for every layer planned afterwards
-    /// (`MOCO_CONV` in the environment, or `--conv`; default Winograd F(4×4, 3×3)).
-    nonisolated(unsafe) public static var algorithm: ConvAlgorithm =
-        ProcessInfo.processInfo.environment["MOCO_CONV"].flatMap { ConvAlgorithm(rawValue: $0) } ?? .winograd4
-
     public let name: String
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     public let weightOffset: Int
@@ -31,8 +25,8 @@ public final class Conv2d {
     let workspace: Workspace
     /// Whether backward computes dX (false for the stem, whose input is the image).
     public var needsInputGrad = true
-    /// This layer's algorithm for a 3x3 stride-1 padding-1 shape (read by `plan`).
-    public var algorithm = Conv2d.algorithm
+    /// Workers, the algorithm of a 3x3 stride-1 padding-1 shape, and chunk budgets.
+    public let engine: EngineConfig
 
     public private(set) var batch = 0
     public private(set) var geometry = ConvGeometry(channels: 0, height: 0, width: 0, kernel: 1, stride: 1, padding: 0)
@@ -52,8 +46,10 @@ public final class Conv2d {
     private var winogradChunk = 1
 
     public init(_ name: String, params: ParameterStore, workspace: Workspace,
-                inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+                inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                engine: EngineConfig = EngineConfig()) {
         self.name = name
+        self.engine = engine
         self.inChannels = inChannels; self.outChannels = outChannels
         self.kernel = kernel; self.stride = stride; self.padding = padding
         self.params = params; self.workspace = workspace
@@ -96,10 +92,10 @@ public final class Conv2d {
         if !needDX { dX = FloatBuffer(count: 0); ownsDX = true }
         batch = n
         if !isPointwise {
-            plannedWorkers = max(1, min(Parallel.threads, n))
+            plannedWorkers = max(1, min(engine.threads, n))
             let perWorker = (n + plannedWorkers - 1) / plannedWorkers
             winograd = kernel == 3 && stride == 1 && padding == 1
-                && min(inChannels, outChannels) >= ConvAlgorithm.winogradMinChannels ? algorithm.variant(height: h, width: w) : nil
+                && min(inChannels, outChannels) >= ConvAlgorithm.winogradMinChannels ? engine.conv.variant(height: h, width: w) : nil
             var slice = 0
             if let v = winograd {
                 // Winograd forward and dX; im2col(x) only for dW.
@@ -111,7 +107,7 @@ public final class Conv2d {
                 let perGroup = v.workspaceFloats(inChannels: inChannels, outChannels: outChannels,
                                                  height: h, width: w, samples: 8)
                 let filter = v.filterFloats(inChannels: inChannels, outChannels: outChannels)
-                let groups = max(winogradChunkFloats / perGroup, (filter + perGroup - 1) / perGroup, 1)
+                let groups = max(engine.winogradChunkFloats / perGroup, (filter + perGroup - 1) / perGroup, 1)
                 winogradChunk = min(perWorker, 8 * groups)
                 slice = v.workspaceFloats(inChannels: inChannels, outChannels: outChannels,
                                           height: h, width: w, samples: winogradChunk)
@@ -120,7 +116,7 @@ public final class Conv2d {
             let adjointCols = needDX && transposedBackward && winograd == nil
             let rows = max(geometry.rows, adjointCols ? outChannels * kernel * kernel : 0)
             let perSample = rows * max(ho * wo, adjointCols ? h * w : 0)
-            chunk = max(1, min(perWorker, im2colChunkFloats / max(1, perSample)))
+            chunk = max(1, min(perWorker, engine.im2colChunkFloats / max(1, perSample)))
             if winograd == nil || backward { slice = max(slice, chunk * perSample) }
             sliceFloats = (slice + 15) & ~15
             var total = plannedWorkers * sliceFloats
@@ -148,8 +144,8 @@ public final class Conv2d {
     /// Floats of one worker's partial weight gradient, K·C·k·k rounded up to 16.
     private var partialFloats: Int { (outChannels * geometry.rows + 15) & ~15 }
 
-    /// Workers for this call: the planned count unless `Parallel.threads` was lowered since.
-    private var workers: Int { max(1, min(plannedWorkers, Parallel.threads)) }
+    /// Workers of this layer's regions (as planned).
+    private var workers: Int { plannedWorkers }
 
     /// x: [C, N, H, W], w: [K, C, k, k] -> y: [K, N, Ho, Wo]
     public func forward(_ x: UnsafePointer<Float>) {
@@ -158,7 +154,8 @@ public final class Conv2d {
         let hoWo = geometry.outHeight * geometry.outWidth
         let ldy = batch * hoWo
         if isPointwise {
-            BLAS.sgemm(m: outChannels, n: ldy, k: inChannels, a: w, lda: inChannels, b: x, ldb: ldy, c: y.ptr, ldc: ldy)
+            BLAS.sgemm(m: outChannels, n: ldy, k: inChannels, a: w, lda: inChannels, b: x, ldb: ldy, c: y.ptr, ldc: ldy,
+                       threads: engine.threads)
             return
         }
         let rows = geometry.rows, g = geometry, N = batch, K = outChannels, chunk = self.chunk
@@ -206,10 +203,10 @@ public final class Conv2d {
         if isPointwise {
             // dW[K, C] = dY[K, NHW] @ x[C, NHW]^T ; dX[C, NHW] = w[K, C]^T @ dY
             BLAS.sgemm(transB: true, m: outChannels, n: inChannels, k: ldy, a: dY, lda: ldy, b: x, ldb: ldy,
-                       c: dW, ldc: inChannels)
+                       c: dW, ldc: inChannels, threads: engine.threads)
             if needDX {
                 BLAS.sgemm(transA: true, m: inChannels, n: ldy, k: outChannels, a: w, lda: inChannels,
-                           b: dY, ldb: ldy, c: dX.ptr, ldc: ldy)
+                           b: dY, ldb: ldy, c: dX.ptr, ldc: ldy, threads: engine.threads)
             }
             return
         }

@@ -1,9 +1,8 @@
-import Foundation
 import MoCoTensor
 
 /// How 3x3 stride-1 padding-1 convolutions compute their forward pass and input gradient.
 /// (Every other convolution, and every weight gradient, uses im2col + GEMM.)
-public enum ConvAlgorithm: String, Sendable, CaseIterable {
+public enum ConvAlgorithm: String, Sendable, CaseIterable, Codable {
     /// im2col + one GEMM per chunk of samples.
     case im2col
     /// Winograd F(2×2, 3×3) (`WinogradVariant.f2x2`).
@@ -31,8 +30,3 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     /// The accepted names, for error messages.
     public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
-
-/// Maximum floats of one worker's Winograd chunk (transformed inputs and outputs).
-public let winogradChunkFloats: Int =
-    ProcessInfo.processInfo.environment["MOCO_WINOGRAD_CHUNK"].flatMap { Int($0) } ?? (1 << 19)
-

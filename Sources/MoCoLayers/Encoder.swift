@@ -18,6 +18,8 @@ public final class Encoder {
     /// with other encoders that never run at the same time (the MoCo key encoder uses the
     /// query encoder's).
     public let workspace: Workspace
+    /// Workers and convolution algorithm of every layer.
+    public let engine: EngineConfig
 
     public let conv1: Conv2d
     public let bn1: BatchNorm2d
@@ -25,7 +27,7 @@ public final class Encoder {
     let pool = GlobalAvgPool()
     public let fc: Linear?                 // linear head
     public let fc0: Linear?, fc2: Linear?  // MLP head
-    let headReLU = ReLU()
+    let headReLU: ReLU
 
     public private(set) var batch = 0, height = 0, width = 0
     private var plannedBackward = false
@@ -41,21 +43,24 @@ public final class Encoder {
     public let convs: [Conv2d]
 
     public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int = 128, trainable: Bool = true,
-                workspace: Workspace = Workspace()) {
+                engine: EngineConfig = EngineConfig(), workspace: Workspace = Workspace()) {
         self.architecture = architecture; self.head = head; self.inChannels = inChannels; self.dim = dim
         self.workspace = workspace
+        self.engine = engine
+        let T = engine.threads
         let params = ParameterStore(withGradients: trainable)
         self.params = params
         conv1 = Conv2d("conv1", params: params, workspace: workspace, inChannels: inChannels,
-                       outChannels: architecture.stemWidth, kernel: 3, stride: 1, padding: 1)
+                       outChannels: architecture.stemWidth, kernel: 3, stride: 1, padding: 1, engine: engine)
         conv1.needsInputGrad = false
-        bn1 = BatchNorm2d("bn1", params: params, buffers: buffers, channels: architecture.stemWidth, fusedReLU: true)
+        bn1 = BatchNorm2d("bn1", params: params, buffers: buffers, channels: architecture.stemWidth, fusedReLU: true, threads: T)
         var blocks: [BasicBlock] = []
         var c = architecture.stemWidth
         for (s, stage) in architecture.stages.enumerated() {
             for b in 0..<stage.blocks {
                 blocks.append(BasicBlock("layer\(s + 1).\(b)", params: params, buffers: buffers, workspace: workspace,
-                                         inChannels: c, outChannels: stage.width, stride: b == 0 ? stage.stride : 1))
+                                         inChannels: c, outChannels: stage.width, stride: b == 0 ? stage.stride : 1,
+                                         engine: engine))
                 c = stage.width
             }
         }
@@ -63,12 +68,13 @@ public final class Encoder {
         let d = architecture.featureDim
         switch head {
         case .linear:
-            fc = Linear("fc", params: params, inFeatures: d, outFeatures: dim); fc0 = nil; fc2 = nil
+            fc = Linear("fc", params: params, inFeatures: d, outFeatures: dim, threads: T); fc0 = nil; fc2 = nil
         case .mlp:
             fc = nil
-            fc0 = Linear("fc.0", params: params, inFeatures: d, outFeatures: d)
-            fc2 = Linear("fc.2", params: params, inFeatures: d, outFeatures: dim)
+            fc0 = Linear("fc.0", params: params, inFeatures: d, outFeatures: d, threads: T)
+            fc2 = Linear("fc.2", params: params, inFeatures: d, outFeatures: dim, threads: T)
         }
+        headReLU = ReLU(threads: T)
         batchNorms = [bn1] + blocks.flatMap(\.batchNorms)
         convs = [conv1] + blocks.flatMap(\.convs)
         params.finalize()

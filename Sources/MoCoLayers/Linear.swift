@@ -8,12 +8,15 @@ public final class Linear {
     public let weightOffset: Int, biasOffset: Int
     let params: ParameterStore
     public var needsInputGrad = true
+    /// Engine workers of the GEMMs.
+    public let threads: Int
     public private(set) var batch = 0
     public private(set) var y = FloatBuffer(count: 0)
     public private(set) var dX = FloatBuffer(count: 0)
     private var input: UnsafePointer<Float>?
 
-    public init(_ name: String, params: ParameterStore, inFeatures: Int, outFeatures: Int) {
+    public init(_ name: String, params: ParameterStore, inFeatures: Int, outFeatures: Int, threads: Int = 1) {
+        self.threads = max(1, threads)
         self.name = name; self.inFeatures = inFeatures; self.outFeatures = outFeatures
         self.params = params
         weightOffset = params.register("\(name).weight", shape: [outFeatures, inFeatures])
@@ -34,7 +37,7 @@ public final class Linear {
         let b = params.value(biasOffset)
         for n in 0..<batch { (y.ptr + n * outFeatures).update(from: b, count: outFeatures) }
         BLAS.sgemm(transB: true, m: batch, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
-                   b: params.value(weightOffset), ldb: inFeatures, beta: 1, c: y.ptr, ldc: outFeatures)
+                   b: params.value(weightOffset), ldb: inFeatures, beta: 1, c: y.ptr, ldc: outFeatures, threads: threads)
     }
 
     /// dY: [N, Out] -> dW: [Out, In], db: [Out], dX: [N, In]
@@ -42,7 +45,7 @@ public final class Linear {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
         let dW = params.grad(weightOffset), db = params.grad(biasOffset)
         BLAS.sgemm(transA: true, m: outFeatures, n: inFeatures, k: batch, a: dY, lda: outFeatures,
-                   b: x, ldb: inFeatures, c: dW, ldc: inFeatures)
+                   b: x, ldb: inFeatures, c: dW, ldc: inFeatures, threads: threads)
         db.update(repeating: 0, count: outFeatures)
         for n in 0..<batch {
             let row = dY + n * outFeatures
@@ -50,7 +53,7 @@ public final class Linear {
         }
         if needsInputGrad {
             BLAS.sgemm(m: batch, n: inFeatures, k: outFeatures, a: dY, lda: outFeatures,
-                       b: params.value(weightOffset), ldb: inFeatures, c: dX.ptr, ldc: inFeatures)
+                       b: params.value(weightOffset), ldb: inFeatures, c: dX.ptr, ldc: inFeatures, threads: threads)
         }
     }
 }

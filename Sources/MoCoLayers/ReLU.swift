@@ -5,7 +5,9 @@ public final class ReLU {
     public private(set) var count = 0
     public private(set) var y = FloatBuffer(count: 0)
     public private(set) var dX = FloatBuffer(count: 0)
-    public init() {}
+    /// Engine workers.
+    public let threads: Int
+    public init(threads: Int = 1) { self.threads = max(1, threads) }
 
     public func plan(count n: Int, backward: Bool) {
         if y.count != n { y = FloatBuffer(count: n) }
@@ -16,13 +18,13 @@ public final class ReLU {
     /// x: [n] -> y: [n]
     public func forward(_ x: UnsafePointer<Float>) {
         let y = self.y.ptr
-        parallelElementwise(count) { o, n in relu(x + o, y + o, n) }
+        parallelElementwise(count, threads: threads) { o, n in relu(x + o, y + o, n) }
     }
 
     /// dY: [n] -> dX: [n]
     public func backward(_ dY: UnsafePointer<Float>) {
         let y = self.y.ptr, dX = self.dX.ptr
-        parallelElementwise(count) { o, n in
+        parallelElementwise(count, threads: threads) { o, n in
             (dX + o).update(from: dY + o, count: n)
             reluMask(dX + o, y + o, n)
         }
@@ -34,7 +36,9 @@ public final class ReLU {
 public final class AddReLU {
     public private(set) var count = 0
     public private(set) var y = FloatBuffer(count: 0)
-    public init() {}
+    /// Engine workers.
+    public let threads: Int
+    public init(threads: Int = 1) { self.threads = max(1, threads) }
 
     /// `output`: a buffer (at least n floats) to write y into, e.g. the first summand's own
     /// buffer when it is not needed afterwards (the sum is then computed in place).
@@ -52,12 +56,12 @@ public final class AddReLU {
     /// a: [n], b: [n] -> y: [n]
     public func forward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>) {
         let y = self.y.ptr
-        parallelElementwise(count) { o, n in addReLU(a + o, b + o, y + o, n) }
+        parallelElementwise(count, threads: threads) { o, n in addReLU(a + o, b + o, y + o, n) }
     }
 
     /// dY: [n] -> dZ: [n], in place (dY is masked).
     public func backward(_ dY: UnsafeMutablePointer<Float>) {
         let y = self.y.ptr
-        parallelElementwise(count) { o, n in reluMask(dY + o, y + o, n) }
+        parallelElementwise(count, threads: threads) { o, n in reluMask(dY + o, y + o, n) }
     }
 }

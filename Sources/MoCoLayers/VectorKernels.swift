@@ -142,12 +142,12 @@ func relu(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int)
     while i < n { y[i] = max(0, x[i]); i += 1 }
 }
 
-/// Runs an elementwise kernel over n values split into `Parallel.threads` ranges (chunks of at
+/// Runs an elementwise kernel over n values split into up to `threads` ranges (chunks of at
 /// least 64 Ki values per worker; aligned to 16 floats).
 @inline(__always)
-func parallelElementwise(_ n: Int, _ body: (Int, Int) -> Void) {
+func parallelElementwise(_ n: Int, threads: Int, _ body: (Int, Int) -> Void) {
     let blocks = (n + 15) / 16
-    Parallel.forRanges(blocks, minimum: 4096) { r in
+    Parallel.forRanges(blocks, threads: threads, minimum: 4096) { r in
         let lo = r.lowerBound * 16, hi = min(n, r.upperBound * 16)
         if hi > lo { body(lo, hi - lo) }
     }

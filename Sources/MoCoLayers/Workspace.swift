@@ -1,4 +1,3 @@
-import Foundation
 import MoCoTensor
 
 /// Scratch memory shared by the layers of one model (im2col columns and the like).
@@ -12,8 +11,3 @@ public final class Workspace: @unchecked Sendable {
     }
     public var ptr: UnsafeMutablePointer<Float> { buffer.ptr }
 }
-
-/// Maximum floats of im2col columns per GEMM chunk: 4 Mi floats (16 MiB) keeps the columns
-/// near the last-level cache while each GEMM stays large (thousands of columns).
-public let im2colChunkFloats: Int =
-    ProcessInfo.processInfo.environment["MOCO_IM2COL_CHUNK"].flatMap { Int($0) } ?? (1 << 18)

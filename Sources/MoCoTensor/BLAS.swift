@@ -4,14 +4,15 @@ import CBLAS
 public enum BLAS {
     /// C[M, N] = alpha * op(A) @ op(B) + beta * C, row-major with leading dimensions.
     /// A: [M, K] (or [K, M] if transA), B: [K, N] (or [N, K] if transB).
+    /// `threads` > 1 splits a large product over that many engine workers (outside a
+    /// `Parallel` region); 1 makes one OpenBLAS call.
     @inline(__always)
     public static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, threads T: Int = 1) {
         if m == 0 || n == 0 { return }
-        let T = Parallel.threads
         let work = m * n * k
         if T > 1 && !Parallel.inRegion && work >= 1 << 20 {
             // Split C over the workers (rows when M >= N, else columns) in blocks of 16; every
@@ -53,18 +54,9 @@ public enum BLAS {
         cblas_sscal(Int32(n), alpha, x, 1)
     }
 
-    /// Threads per rank for BLAS and the engine (set once at start-up: one per rank when ranks
-    /// fill the cores).
-    ///
-    /// Setting it sets the engine's workers (`Parallel.threads`) and runs OpenBLAS itself on one
-    /// thread: `sgemm` splits large products over the engine's workers, and the convolutions
-    /// split their batch. (OpenBLAS's own idle workers spin on sched_yield between calls, which
-    /// cost ~13% of a ResNet-20 step when they alternated with the engine's workers.)
-    public static var threads: Int {
-        get { Parallel.threads > 1 ? Parallel.threads : Int(openblas_get_num_threads()) }
-        set {
-            openblas_set_num_threads(1)
-            Parallel.threads = max(1, newValue)
-        }
-    }
+    /// Runs OpenBLAS itself on one thread, once at start-up: the engine splits large products
+    /// over its own workers (`sgemm(threads:)`) and the convolutions split their batch.
+    /// (OpenBLAS's own idle workers spin on sched_yield between calls, which cost ~13% of a
+    /// ResNet-20 step when they alternated with the engine's workers.)
+    public static func useEngineThreads() { openblas_set_num_threads(1) }
 }

@@ -3,15 +3,12 @@ import CBLAS
 
 /// Fork-join parallelism for the engine's non-BLAS work, with a fixed partition of the work.
 ///
-/// `Parallel.threads` is the number of workers of a region (set together with the BLAS threads
-/// through `BLAS.threads`). Work is always split by `partition(_:parts:)`, which depends only on
-/// the size and the thread count, and every reduction is either per-index (one worker computes
-/// it alone) or combined afterwards in worker order, so results are bitwise reproducible for a
-/// given thread count.
+/// The number of workers is passed by the caller (a layer has it from its `EngineConfig`); there
+/// is no process-wide setting. Work is always split by `partition(_:parts:)`, which depends only
+/// on the size and the thread count, and every reduction is either per-index (one worker
+/// computes it alone) or combined afterwards in worker order, so results are bitwise
+/// reproducible for a given thread count.
 public enum Parallel {
-    /// Workers per region (1: run inline on the caller).
-    nonisolated(unsafe) public static var threads = 1
-
     /// Calls `body(t)` for t in 0..<parts on up to `parts` threads and waits for all.
     /// BLAS runs single-threaded inside the region (each worker calls it on its own slice)
     /// and gets its thread count back afterwards.
@@ -42,7 +39,7 @@ public enum Parallel {
 
     /// Runs `body(range)` over `threads` contiguous ranges of 0..<n (inline when n is small:
     /// fewer than `minimum` items per worker).
-    public static func forRanges(_ n: Int, minimum: Int = 1, _ body: (Range<Int>) -> Void) {
+    public static func forRanges(_ n: Int, threads: Int, minimum: Int = 1, _ body: (Range<Int>) -> Void) {
         let parts = max(1, min(threads, n / max(1, minimum)))
         if parts == 1 { body(0..<n); return }
         run(parts) { t in body(partition(n, parts: parts, t)) }

@@ -9,6 +9,7 @@
 //   moco-commcheck bench [iters] [bytes...]   print the communication bandwidth table
 import Foundation
 import MoCoComm
+import MoCoBench
 
 func fatal(_ message: String) -> Never {
     FileHandle.standardError.write(Data("moco-commcheck: \(message)\n".utf8))
@@ -17,7 +18,7 @@ func fatal(_ message: String) -> Never {
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let comm: Communicator
-do { comm = try Communicators.make() } catch { fatal("\(error)") }
+do { comm = try Communicators.make(environment: ProcessInfo.processInfo.environment) } catch { fatal("\(error)") }
 
 switch arguments.first {
 case nil, "check", "inject-fail":

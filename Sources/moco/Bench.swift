@@ -1,35 +1,48 @@
 import ArgumentParser
 import Foundation
 import MoCo
+import MoCoBench
 import MoCoComm
 import MoCoLayers
 import MoCoTensor
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (use a release build): ops, step, comm.",
-        subcommands: [Ops.self, Step.self, CommBenchCommand.self])
+        abstract: "Benchmarks (use a release build): ops, step, comm, augment.",
+        subcommands: [Ops.self, Step.self, CommBenchCommand.self, Augment.self])
+
+    /// The encoders `bench ops` measures.
+    enum OpsArch: String, CaseIterable, ExpressibleByArgument {
+        case resnet20, resnet18, all
+        /// (architecture, input channels, side) of each measured encoder.
+        var encoders: [(Architecture, Int, Int)] {
+            switch self {
+            case .resnet20: [(.resnet20, 1, 28)]
+            case .resnet18: [(.resnet18, 3, 32)]
+            case .all: [(.resnet20, 1, 28), (.resnet18, 3, 32)]
+            }
+        }
+    }
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Forward/backward time and GFLOP/s of every distinct conv shape of ResNet-20 and ResNet-18, beside sgemm.")
         @Option(help: "Batch size.") var batch = 64
-        @Option(help: "resnet20, resnet18 or all.") var arch = "all"
-        @Option(help: "BLAS threads.") var threads: Int?
+        @Option(help: "Encoders to measure.") var arch: OpsArch = .all
+        @Option(help: "Engine threads.") var threads: Int?
         @Option(help: "Timed repetitions per op (median).") var repeats = 5
-        @Option(help: "3x3 stride-1 convolutions: winograd4 (default), winograd2 or im2col.") var conv: String?
+        @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
 
         func run() throws {
-            Runtime.run(threads: threads) { comm in
-                try setConvAlgorithm(conv)
-                let peak = SgemmPeak.large()
-                say(comm, String(format: "sgemm 2048^3: %.1f GFLOP/s with %d thread(s); batch %d; conv %@", peak, BLAS.threads, batch,
-                                 Conv2d.algorithm.rawValue))
+            Runtime.run { comm in
+                let engine = try Runtime.engine(threads: threads, conv: conv)
+                let peak = SgemmPeak.large(threads: engine.threads)
+                say(comm, String(format: "sgemm 2048^3: %.1f GFLOP/s with %d thread(s); batch %d; conv %@", peak, engine.threads, batch,
+                                 engine.conv.rawValue))
                 say(comm, "arch      conv                      in   out k s  HxW      fwd ms   fwd GF/s  bwd ms   bwd GF/s  sgemm GF/s  fwd/sgemm")
-                let archs: [(Architecture, Int, Int)] = arch == "all" ? [(.resnet20, 1, 28), (.resnet18, 3, 32)]
-                    : [(try parseArch(arch), arch == "resnet18" ? 3 : 1, arch == "resnet18" ? 32 : 28)]
-                for (a, c, hw) in archs {
-                    for r in OpsBench.run(architecture: a, inChannels: c, height: hw, width: hw, batch: batch, repeats: repeats) {
+                for (a, c, hw) in arch.encoders {
+                    for r in OpsBench.run(architecture: a, inChannels: c, height: hw, width: hw, batch: batch, repeats: repeats,
+                                          engine: engine) {
                         say(comm, String(format: "%-9@ %-25@ %4d %4d %d %d %3dx%-3d %8.2f %9.1f %8.2f %9.1f %10.1f %9.2f",
                                          r.arch, r.shape.name, r.shape.inChannels, r.shape.outChannels, r.shape.kernel, r.shape.stride,
                                          r.shape.height, r.shape.width, r.forwardMs, r.forwardGflops, r.backwardMs, r.backwardGflops,
@@ -43,25 +56,25 @@ struct Bench: ParsableCommand {
     struct Step: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The full MoCo training step on synthetic data (also under mpirun): images/s, GFLOP/s, phases, memory.")
-        @Option(help: "resnet20 (1x28x28) or resnet18 (3x32x32).") var arch = "resnet20"
+        @Option(help: "resnet20 (1x28x28) or resnet18 (3x32x32).") var arch: Architecture = .resnet20
         @Option(help: "Global batch size.") var batchSize = 256
         @Option(help: "Queue size K.") var queueSize = 4096
-        @Option(help: "BLAS threads per rank.") var threads: Int?
+        @Option(help: "Engine threads per rank.") var threads: Int?
         @Option(help: "BatchNorm splits per rank.") var bnSplits = 1
         @Option(help: "Warm-up steps.") var warmup = 2
         @Option(help: "Measured steps.") var steps = 10
         @Flag(help: "Symmetric loss.") var symmetric = false
         @Flag(help: "Print one JSON line.") var json = false
-        @Option(help: "3x3 stride-1 convolutions: winograd4 (default), winograd2 or im2col.") var conv: String?
+        @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
 
         func run() throws {
-            Runtime.run(threads: threads) { comm in
-                try setConvAlgorithm(conv)
+            Runtime.run { comm in
                 var c = StepBench.Config()
-                c.architecture = try parseArch(arch)
-                if c.architecture == .resnet18 { c.channels = 3; c.height = 32; c.width = 32 }
-                c.batchSize = batchSize; c.queueSize = queueSize; c.bnSplits = bnSplits
-                c.warmup = warmup; c.steps = steps; c.symmetric = symmetric
+                c.engine = try Runtime.engine(threads: threads, conv: conv)
+                c.moco.architecture = arch
+                if arch == .resnet18 { c.channels = 3; c.height = 32; c.width = 32 }
+                c.batchSize = batchSize; c.moco.queueSize = queueSize; c.moco.bnSplits = bnSplits
+                c.warmup = warmup; c.steps = steps; c.moco.symmetric = symmetric
                 guard steps > 0, warmup >= 0 else { throw ValidationError("--steps must be positive") }
                 let r = try comm.agreeing { try StepBench.run(c, comm: comm) }
                 if json {
@@ -87,7 +100,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Largest message in bytes.") var maxBytes = 16 << 20
 
         func run() throws {
-            Runtime.run(threads: 1) { comm in
+            Runtime.run { comm in
                 var sizes: [Int] = []
                 var s = 1024
                 while s <= maxBytes { sizes.append(s); s *= 4 }
@@ -96,13 +109,20 @@ struct Bench: ParsableCommand {
             }
         }
     }
-}
 
-/// Applies `--conv` (every rank parses the same arguments, so they agree).
-func setConvAlgorithm(_ name: String?) throws {
-    guard let name else { return }
-    guard let a = ConvAlgorithm(rawValue: name) else {
-        throw ValidationError("unknown --conv '\(name)' (choose \(ConvAlgorithm.choices))")
+    struct Augment: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Images/s of one thread making MoCo v2 two-crop views (a data-loader producer), 1x28x28 and 3x32x32.")
+        @Option(help: "Images (two views each) per measurement.") var images = 20_000
+
+        func run() throws {
+            Runtime.run { comm in
+                guard images > 0 else { throw ValidationError("--images must be positive") }
+                for r in AugmentBench.run(images: images) {
+                    say(comm, String(format: "two-crop v2 %dx%dx%d: %.0f images/s (%.0f views/s)", r.channels, r.side, r.side,
+                                     r.imagesPerSecond, 2 * r.imagesPerSecond))
+                }
+            }
+        }
     }
-    Conv2d.algorithm = a
 }

@@ -9,17 +9,18 @@ struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run an encoder in eval mode on `images` [N, C, H, W] and write `features` and `projection`.")
 
-    @Option(help: "resnet20 or resnet18 (default: from the checkpoint, or inferred from the weights).") var arch: String?
+    @Option(help: "Encoder (default: from the checkpoint, or inferred from the weights).") var arch: Architecture?
     @Option(help: "Weights: a bare encoder (torchvision names) or a MoCo checkpoint.") var weights: String
-    @Option(help: "mlp or linear (default: inferred from the weights).") var head: String?
+    @Option(help: "Projection head (default: inferred from the weights).") var head: HeadKind?
     @Option(help: "safetensors file holding `images` [N, C, H, W] (F32).") var input: String
     @Option(help: "Output safetensors file (features [N, d], projection [N, dim]).") var output: String
     @Option(help: "Images per forward pass.") var batch = 256
-    @Option(help: "BLAS threads.") var threads: Int?
+    @Option(help: "Engine threads.") var threads: Int?
 
     func run() throws {
-        Runtime.run(threads: threads) { _ in
-            let loaded = try WeightsFile.load(weights, architecture: try arch.map(parseArch), head: try head.map(parseHead))
+        Runtime.run { _ in
+            let engine = try Runtime.engine(threads: threads, conv: nil)
+            let loaded = try WeightsFile.load(weights, architecture: arch, head: head, engine: engine)
             let e = loaded.encoder
             let x = try SafeTensorsFile(path: input)
             guard x.has("images") else { throw ValidationError("\(input): no tensor 'images'") }
@@ -57,32 +58,23 @@ struct Embed: ParsableCommand {
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a freshly initialised encoder (torchvision's initialisation, seeded).")
 
-    @Option(help: "resnet20 or resnet18.") var arch = "resnet20"
-    @Option(help: "mlp or linear.") var head = "mlp"
+    @Option(help: "Encoder.") var arch: Architecture = .resnet20
+    @Option(help: "Projection head.") var head: HeadKind = .mlp
     @Option(help: "Input channels (1 for Fashion-MNIST, 3 for CIFAR).") var inChannels = 1
     @Option(help: "Projection dimension.") var dim = 128
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output safetensors file.") var output: String
 
     func run() throws {
-        Runtime.run(threads: 1) { _ in
+        Runtime.run { _ in
             guard inChannels > 0, dim > 0 else { throw ValidationError("--in-channels and --dim must be positive") }
-            let e = Encoder(architecture: try parseArch(arch), head: try parseHead(head), inChannels: inChannels, dim: dim, trainable: false)
+            let e = Encoder(architecture: arch, head: head, inChannels: inChannels, dim: dim, trainable: false)
             e.initialize(seed: seed)
             var w = SafeTensorsWriter()
             EncoderState.add(e, to: &w)
-            w.metadata = ["arch": arch, "head": head, "in_channels": String(inChannels), "seed": String(seed)]
+            w.metadata = ["arch": arch.rawValue, "head": head.rawValue, "in_channels": String(inChannels), "seed": String(seed)]
             try w.write(to: output)
-            emit("wrote \(output): \(arch) + \(head) head, \(inChannels) input channel(s), \(e.params.entries.reduce(0) { $0 + $1.count }) parameters")
+            emit("wrote \(output): \(arch.rawValue) + \(head.rawValue) head, \(inChannels) input channel(s), \(e.params.entries.reduce(0) { $0 + $1.count }) parameters")
         }
     }
-}
-
-func parseArch(_ s: String) throws -> Architecture {
-    guard let a = Architecture(rawValue: s) else { throw ValidationError("unknown --arch '\(s)' (resnet20 or resnet18)") }
-    return a
-}
-func parseHead(_ s: String) throws -> HeadKind {
-    guard let h = HeadKind(rawValue: s) else { throw ValidationError("unknown --head '\(s)' (mlp or linear)") }
-    return h
 }

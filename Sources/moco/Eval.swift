@@ -9,31 +9,33 @@ import MoCoTensor
 /// Options shared by the evaluation commands.
 struct EvalOptions: ParsableArguments {
     @Option(help: "Weights: a MoCo checkpoint or a bare encoder.") var weights: String?
-    @Option(help: "resnet20 or resnet18 (for a bare encoder or --random-init).") var arch: String?
-    @Option(help: "fashion-mnist, mnist, cifar10 or synthetic (default: the checkpoint's).") var data: String?
+    @Option(help: "Encoder (for a bare encoder or --random-init).") var arch: Architecture?
+    @Option(help: "Dataset (default: the checkpoint's, else fashion-mnist).") var data: DatasetKind?
     @Option(help: "Directory of the dataset files.") var dataDir: String?
     @Flag(help: "Baseline: raw normalised pixels as features.") var rawPixels = false
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
-    @Option(help: "BLAS threads per rank.") var threads: Int?
+    @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
+
+    /// The engine settings of an evaluation (threads; the configured or build-default convolution).
+    func engine() throws -> EngineConfig { try Runtime.engine(threads: threads, conv: nil) }
 
     /// The datasets and a feature function (L2-normalised or not).
-    func setup(comm: Communicator) throws -> (train: Dataset, test: Dataset, dim: Int, label: String,
-                                               features: (Dataset, [Int], Bool) -> FloatBuffer) {
+    func setup(comm: Communicator, engine: EngineConfig) throws -> (train: Dataset, test: Dataset, dim: Int, label: String,
+                                                                    features: (Dataset, [Int], Bool) -> FloatBuffer) {
         let modes = [weights != nil, rawPixels, randomInit].filter { $0 }.count
         guard modes == 1 else { throw ValidationError("give exactly one of --weights, --raw-pixels, --random-init") }
         var cfg: TrainConfig?
         var encoder: Encoder?
         if let weights {
-            let l = try WeightsFile.load(weights, architecture: try arch.map(parseArch), head: nil, backboneOnly: true)
+            let l = try WeightsFile.load(weights, architecture: arch, head: nil, backboneOnly: true, engine: engine)
             encoder = l.encoder; cfg = l.config
         }
-        let kind = data ?? cfg?.data ?? "fashion-mnist"
-        guard let k = DatasetKind(rawValue: kind) else { throw ValidationError("unknown --data '\(kind)'") }
+        let k = data ?? cfg?.data ?? .fashionMNIST
         let train = try Dataset.load(k, split: .train, directory: dataDir ?? cfg?.dataDir)
         let test = try Dataset.load(k, split: .test, directory: dataDir ?? cfg?.dataDir)
         if randomInit {
-            let e = Encoder(architecture: try parseArch(arch ?? "resnet20"), head: .mlp, inChannels: train.channels, trainable: false)
+            let e = Encoder(architecture: arch ?? .resnet20, head: .mlp, inChannels: train.channels, trainable: false, engine: engine)
             e.initialize(seed: seed)
             encoder = e
         }
@@ -43,10 +45,10 @@ struct EvalOptions: ParsableArguments {
         }
         let e = encoder!
         guard e.inChannels == train.channels else {
-            throw ValidationError("the encoder takes \(e.inChannels) channel(s), \(kind) images have \(train.channels)")
+            throw ValidationError("the encoder takes \(e.inChannels) channel(s), \(k.rawValue) images have \(train.channels)")
         }
         let fx = FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
-                                  height: train.height, width: train.width)
+                                  height: train.height, width: train.width, engine: engine)
         fx.encoder.copyState(from: e)
         let label = randomInit ? "random \(e.architecture.rawValue) (seed \(seed))" : "\(e.architecture.rawValue) from \(weights!)"
         return (train, test, e.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
@@ -62,13 +64,15 @@ struct Knn: ParsableCommand {
     @Flag(help: "Print one JSON line.") var json = false
 
     func run() throws {
-        Runtime.run(threads: options.threads) { comm in
-            let s = try comm.agreeing { try options.setup(comm: comm) }
-            let t0 = Date()
-            let top1 = try DistributedKNN.top1(train: s.train, test: s.test, dim: s.dim, k: k, t: t, comm: comm) { ds, idx in
+        Runtime.run { comm in
+            let engine = try comm.agreeing { try options.engine() }
+            let s = try comm.agreeing { try options.setup(comm: comm, engine: engine) }
+            let watch = Stopwatch()
+            let top1 = try DistributedKNN.top1(train: s.train, test: s.test, dim: s.dim, k: k, t: t, comm: comm,
+                                               threads: engine.threads) { ds, idx in
                 s.features(ds, idx, true)
             }
-            let secs = Date().timeIntervalSince(t0)
+            let secs = watch.elapsed
             if json {
                 say(comm, "{\"features\": \"\(s.label)\", \"data\": \"\(s.train.name)\", \"k\": \(k), \"t\": \(t), \"knn_top1\": \(top1), \"seconds\": \(secs)}")
             } else {
@@ -88,13 +92,14 @@ struct Lincls: ParsableCommand {
     @Option(help: "Weight decay.") var wd: Float = 0
 
     func run() throws {
-        Runtime.run(threads: options.threads) { comm in
-            let s = try comm.agreeing { try options.setup(comm: comm) }
+        Runtime.run { comm in
+            let engine = try comm.agreeing { try options.engine() }
+            let s = try comm.agreeing { try options.setup(comm: comm, engine: engine) }
             say(comm, "extracting features (\(s.label))...")
             let trainF = try gatherFeatures(s.train, dim: s.dim, comm: comm) { s.features($0, $1, false) }
             let testF = try gatherFeatures(s.test, dim: s.dim, comm: comm) { s.features($0, $1, false) }
             var c = LinearEvalConfig()
-            c.epochs = epochs; c.lr = lr; c.batchSize = batchSize; c.weightDecay = wd
+            c.epochs = epochs; c.lr = lr; c.batchSize = batchSize; c.weightDecay = wd; c.threads = engine.threads
             let classes = max(s.train.numClasses, s.test.numClasses)
             let r = LinearEval.run(trainFeatures: trainF, trainLabels: s.train.labels, testFeatures: testF, testLabels: s.test.labels,
                                    dim: s.dim, classes: classes, config: c) { epoch, loss in

@@ -5,23 +5,19 @@ import MoCoTensor
 import MoCoLayers
 import ArgumentParser
 
-/// Process set-up shared by the subcommands: the communicator, BLAS threads, and error
+/// Process set-up shared by the subcommands: the communicator, the engine settings, and error
 /// handling that never leaves a peer waiting (an error every rank agreed on is printed once by
 /// rank 0; an error on one rank alone aborts the whole job with its message).
 enum Runtime {
-    static func run(threads: Int?, _ body: (Communicator) throws -> Void) -> Never {
+    static func run(_ body: (Communicator) throws -> Void) -> Never {
         let comm: Communicator
-        do { comm = try Communicators.make() } catch {
+        do { comm = try Communicators.make(environment: ProcessInfo.processInfo.environment) } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8)); exit(1)
         }
-        BLAS.threads = threads.flatMap { $0 > 0 ? $0 : nil } ?? defaultThreads()
+        // The engine splits work over its own workers (EngineConfig.threads); OpenBLAS runs on one.
+        BLAS.useEngineThreads()
         var code: Int32 = 0
         do {
-            // Every rank sees the same environment (mpirun -x), so they agree on this error.
-            if let name = ProcessInfo.processInfo.environment["MOCO_CONV"], ConvAlgorithm(rawValue: name) == nil {
-                throw ValidationError("unknown MOCO_CONV '\(name)' (choose "
-                                      + ConvAlgorithm.choices + ")")
-            }
             try body(comm)
         } catch let e as CommError {
             if case .peerFailed(let rank, let message) = e.kind {
@@ -43,7 +39,32 @@ enum Runtime {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     }
 
-    /// One BLAS thread per core shared among the ranks on this node.
+    /// The engine settings of a command: `--threads` (default: the node's cores shared among
+    /// its ranks), `--conv` (default: `MOCO_CONV`, else winograd4), and the chunk budgets
+    /// `MOCO_IM2COL_CHUNK` and `MOCO_WINOGRAD_CHUNK` (floats). The environment is read here and
+    /// nowhere in the libraries; every rank sees the same (mpirun -x), so all agree on an error.
+    static func engine(threads: Int?, conv: ConvAlgorithm?) throws -> EngineConfig {
+        let env = ProcessInfo.processInfo.environment
+        var e = EngineConfig(threads: threads.flatMap { $0 > 0 ? $0 : nil } ?? defaultThreads())
+        if let conv {
+            e.conv = conv
+        } else if let name = env["MOCO_CONV"] {
+            guard let a = ConvAlgorithm(rawValue: name) else {
+                throw ValidationError("unknown MOCO_CONV '\(name)' (choose \(ConvAlgorithm.choices))")
+            }
+            e.conv = a
+        }
+        func floats(_ name: String) throws -> Int? {
+            guard let v = env[name] else { return nil }
+            guard let n = Int(v), n > 0 else { throw ValidationError("\(name)='\(v)' must be a positive number of floats") }
+            return n
+        }
+        if let n = try floats("MOCO_IM2COL_CHUNK") { e.im2colChunkFloats = n }
+        if let n = try floats("MOCO_WINOGRAD_CHUNK") { e.winogradChunkFloats = n }
+        return e
+    }
+
+    /// One engine thread per core shared among the ranks on this node.
     static func defaultThreads() -> Int {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let env = ProcessInfo.processInfo.environment

@@ -60,15 +60,28 @@ final class CLITests: XCTestCase {
             (["--moco-t", "0"], "--moco-t"),
             (["--batch-size", "100", "--bn-splits", "8"], "not divisible by --bn-splits"),
             (["--moco-m", "1.5"], "--moco-m"),
-            (["--data", "imagenet"], "unknown --data"),
-            (["--preset", "moco-v9"], "unknown preset"),
-            (["--arch", "resnet50"], "unknown --arch"),
-            (["--conv", "fft"], "unknown --conv 'fft'"),
+            (["--data", "imagenet"], "'imagenet' is invalid for '--data"),
+            (["--preset", "moco-v9"], "'moco-v9' is invalid for '--preset"),
+            (["--arch", "resnet50"], "'resnet50' is invalid for '--arch"),
+            (["--conv", "fft"], "'fft' is invalid for '--conv"),
+            (["--schedule", "step:x"], "'step:x' is invalid for '--schedule"),
         ]
         for (args, expect) in cases {
             let r = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("bad").path] + args + ["--dry-run"])
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
             XCTAssertTrue(r.stderr.contains(expect), "\(args): \(r.stderr)")
+        }
+    }
+
+    /// Every choice-valued flag lists its values in `--help`.
+    func testHelpListsChoices() throws {
+        let r = try moco(["train", "--help"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let help = r.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+        for values in ["(values: moco-v2, moco-v1", "(values: resnet20, resnet18)", "(values: linear, mlp)",
+                       "(values: fashion-mnist, mnist, cifar10, synthetic)", "(values: im2col, winograd2, winograd4)",
+                       "(values: cosine, step:E1,E2)"] {
+            XCTAssertTrue(help.contains(values), "\(values) in:\n\(r.stdout)")
         }
     }
 

@@ -26,8 +26,7 @@ final class ConvGradientTests: XCTestCase {
         let params = ParameterStore()
         let ws = Workspace()
         let conv = Conv2d("conv", params: params, workspace: ws, inChannels: c, outChannels: k,
-                          kernel: kernel, stride: stride, padding: pad)
-        conv.algorithm = algorithm
+                          kernel: kernel, stride: stride, padding: pad, engine: EngineConfig(conv: algorithm))
         params.finalize()
         for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
         let (ho, wo) = conv.plan(batch: n, height: h, width: w, backward: true)
@@ -69,8 +68,7 @@ final class ConvGradientTests: XCTestCase {
         XCTAssertNil(ConvAlgorithm.im2col.variant(height: 28, width: 28))
         func planned(_ c: Int, _ k: Int, kernel: Int, stride: Int, h: Int) -> WinogradVariant? {
             let conv = Conv2d("c", params: ParameterStore(), workspace: Workspace(), inChannels: c, outChannels: k,
-                              kernel: kernel, stride: stride, padding: kernel / 2)
-            conv.algorithm = .winograd4
+                              kernel: kernel, stride: stride, padding: kernel / 2, engine: EngineConfig(conv: .winograd4))
             conv.plan(batch: 2, height: h, width: h, backward: true)
             return conv.winograd
         }
@@ -87,8 +85,8 @@ final class ConvGradientTests: XCTestCase {
         for algorithm in ConvAlgorithm.allCases {
             var rng = Xoshiro(seed: 7)
             let params = ParameterStore(), ws = Workspace()
-            let conv = Conv2d("c", params: params, workspace: ws, inChannels: 64, outChannels: 8, kernel: 3, stride: 1, padding: 1)
-            conv.algorithm = algorithm
+            let conv = Conv2d("c", params: params, workspace: ws, inChannels: 64, outChannels: 8, kernel: 3, stride: 1, padding: 1,
+                              engine: EngineConfig(conv: algorithm))
             params.finalize()
             for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.1 }
             let n = 9, h = 64, w = 64   // rows 576 x 4096 columns per sample: 2 samples per chunk

@@ -2,27 +2,47 @@ import XCTest
 import MoCoTensor
 @testable import MoCoLayers
 
-/// The engine's own workers (`Parallel.threads`): the batch-split convolutions, the
+/// The engine's own workers (`EngineConfig.threads`): the batch-split convolutions, the
 /// channel-split BatchNorm and the elementwise kernels must agree with the single-threaded
 /// engine (whose gradients the finite-difference tests check) and be bitwise reproducible.
 final class ParallelEngineTests: XCTestCase {
-    override func tearDown() { Parallel.threads = 1 }
-
-    /// Forward + backward of a whole ResNet-20 encoder; returns (projection, gradients).
-    func run(threads: Int, batch n: Int = 6, algorithm: ConvAlgorithm) -> ([Float], [Float]) {
-        Parallel.threads = threads
-        let saved = Conv2d.algorithm
-        Conv2d.algorithm = algorithm
-        defer { Conv2d.algorithm = saved }
-        let e = Encoder(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 16)
+    /// A planned ResNet-20 encoder with its own engine settings, and its inputs.
+    func encoder(threads: Int, batch n: Int = 6, algorithm: ConvAlgorithm) -> (Encoder, FloatBuffer, FloatBuffer) {
+        let e = Encoder(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 16,
+                        engine: EngineConfig(threads: threads, conv: algorithm))
         e.initialize(seed: 5)
         e.plan(batch: n, height: 12, width: 12, backward: true)
         var rng = Xoshiro(seed: 9)
-        let x = randomBuffer(n * 144, &rng), dP = randomBuffer(n * 16, &rng)
+        return (e, randomBuffer(n * 144, &rng), randomBuffer(n * 16, &rng))
+    }
+
+    /// Forward + backward of a whole ResNet-20 encoder; returns (projection, gradients).
+    func run(threads: Int, batch n: Int = 6, algorithm: ConvAlgorithm) -> ([Float], [Float]) {
+        let (e, x, dP) = encoder(threads: threads, batch: n, algorithm: algorithm)
+        return pass(e, x, dP)
+    }
+
+    func pass(_ e: Encoder, _ x: FloatBuffer, _ dP: FloatBuffer) -> ([Float], [Float]) {
         e.forward(x.ptr, training: true)
-        let proj = array(e.projection, n * 16)
+        let proj = array(e.projection, e.batch * 16)
         e.backward(dP.ptr)
         return (proj, e.params.grads.array)
+    }
+
+    /// Engine settings belong to each encoder: two encoders with different algorithms and
+    /// thread counts, run alternately in one process, each give exactly what they give alone.
+    func testEncodersWithDifferentEnginesCoexist() {
+        let aloneA = run(threads: 1, algorithm: .im2col), aloneB = run(threads: 2, algorithm: .winograd4)
+        let (a, xa, da) = encoder(threads: 1, algorithm: .im2col)
+        let (b, xb, db) = encoder(threads: 2, algorithm: .winograd4)
+        for _ in 0..<2 {
+            let ra = pass(a, xa, da), rb = pass(b, xb, db)
+            XCTAssertEqual(ra.0, aloneA.0); XCTAssertEqual(ra.1, aloneA.1)
+            XCTAssertEqual(rb.0, aloneB.0); XCTAssertEqual(rb.1, aloneB.1)
+        }
+        XCTAssertNil(a.convs[1].winograd)
+        XCTAssertEqual(b.convs[1].winograd, .f4x4)
+        XCTAssertNotEqual(aloneA.0, aloneB.0, "the two algorithms round differently: the comparison is not vacuous")
     }
 
     func maxDifference(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
@@ -64,7 +84,6 @@ final class ParallelEngineTests: XCTestCase {
 
     /// The 2-worker convolution against the definition, strided and not, odd batch.
     func testConvTwoWorkersGradients() {
-        Parallel.threads = 2
         // (kernel, stride, channels, algorithm): im2col shapes, and the Winograd path (>= 8 channels).
         let cases: [(Int, Int, Int, ConvAlgorithm)] = [(3, 1, 3, .im2col), (3, 2, 3, .im2col), (1, 2, 3, .im2col),
                                                        (3, 1, 8, .winograd2), (3, 1, 8, .winograd4)]
@@ -72,8 +91,7 @@ final class ParallelEngineTests: XCTestCase {
             var rng = Xoshiro(seed: UInt64(10 * k + s))
             let params = ParameterStore(), ws = Workspace()
             let conv = Conv2d("c", params: params, workspace: ws, inChannels: c, outChannels: c + 1, kernel: k, stride: s,
-                              padding: k / 2)
-            conv.algorithm = algorithm
+                              padding: k / 2, engine: EngineConfig(threads: 2, conv: algorithm))
             params.finalize()
             for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
             let n = 5, h = 6, w = 5
@@ -101,12 +119,10 @@ final class ParallelEngineTests: XCTestCase {
                     let a = randomBuffer(m * k, &rng), b = randomBuffer(k * n, &rng)
                     let c1 = randomBuffer(m * n, &rng), c2 = FloatBuffer(c1.array)
                     let lda = tA ? m : k, ldb = tB ? k : n
-                    Parallel.threads = 1
                     BLAS.sgemm(transA: tA, transB: tB, m: m, n: n, k: k, alpha: 0.5, a: a.ptr, lda: lda, b: b.ptr, ldb: ldb,
-                               beta: 0.25, c: c1.ptr, ldc: n)
-                    Parallel.threads = 2
+                               beta: 0.25, c: c1.ptr, ldc: n, threads: 1)
                     BLAS.sgemm(transA: tA, transB: tB, m: m, n: n, k: k, alpha: 0.5, a: a.ptr, lda: lda, b: b.ptr, ldb: ldb,
-                               beta: 0.25, c: c2.ptr, ldc: n)
+                               beta: 0.25, c: c2.ptr, ldc: n, threads: 2)
                     for i in 0..<(m * n) {
                         XCTAssertEqual(c1.ptr[i], c2.ptr[i], accuracy: 1e-5 * (1 + abs(c1.ptr[i])), "\(m)x\(n)x\(k) \(tA) \(tB)")
                     }

@@ -74,7 +74,7 @@ final class MoCoPartsTests: XCTestCase {
         XCTAssertEqual(Array(queue.keys.array[0..<K]), [11, 12, 13, 9, 10])
     }
 
-    /// Simulates W ranks moving crops and keys per their ShufflePlans: every crop reaches the
+    /// Simulates W ranks moving crops and keys per their shuffle-BN plans: every crop reaches the
     /// rank and position perm prescribes, and unshuffling returns each key to its owner —
     /// shuffle then unshuffle is the identity, for several world sizes.
     func testShufflePlanAcrossRanksIsExactAndInvertible() {
@@ -82,7 +82,7 @@ final class MoCoPartsTests: XCTestCase {
             let n = 3, B = W * n
             var rng = Xoshiro(seed: UInt64(W))
             let perm = rng.permutation(B)
-            let plans = (0..<W).map { ShufflePlan(perm: perm, worldSize: W, rank: $0) }
+            let plans = (0..<W).map { ShuffleBN.Plan(perm: perm, worldSize: W, rank: $0) }
             // crop of global sample g is the value g; rank r holds samples r*n ..< (r+1)*n.
             var shuffled = [[Int]](repeating: [Int](repeating: -1, count: n), count: W)
             for dst in 0..<W {
@@ -113,13 +113,22 @@ final class MoCoPartsTests: XCTestCase {
         let n = 6, S = 5
         var rng = Xoshiro(seed: 9)
         let perm = rng.permutation(n)
-        let plan = ShufflePlan(perm: perm, worldSize: 1, rank: 0)
+        let plan = ShuffleBN.Plan(perm: perm, worldSize: 1, rank: 0)
         let x = FloatBuffer((0..<(n * S)).map { Float($0) })
         let s = FloatBuffer(count: n * S), back = FloatBuffer(count: n * S)
-        let ex = ShuffleExchange()
-        try ex.shuffle(x.ptr, into: s.ptr, sampleSize: S, plan: plan, comm: comm)
+        let ex = ShuffleBN(comm: comm)
+        try ex.shuffle(x.ptr, into: s.ptr, rowSize: S, plan: plan)
         for j in 0..<n { XCTAssertEqual(s.ptr[j * S], Float(perm[j] * S)) }
-        try ex.unshuffle(s.ptr, into: back.ptr, dim: S, plan: plan, comm: comm)
+        try ex.unshuffle(s.ptr, into: back.ptr, rowSize: S, plan: plan)
         XCTAssertEqual(back.array, x.array)
+        // keys(of:): the encoder sees the shuffled rows, and its outputs return to sample order.
+        let keys = FloatBuffer(count: n * S)
+        var seen: [Float] = []
+        try ex.keys(of: x.ptr, sampleSize: S, dim: S, perm: perm, into: keys.ptr) { rows in
+            seen = Array(UnsafeBufferPointer(start: rows, count: n * S))
+            return rows
+        }
+        XCTAssertEqual(seen, s.array)
+        XCTAssertEqual(keys.array, x.array)
     }
 }

@@ -3,15 +3,19 @@ import MoCoTensor
 import MoCoLayers
 import MoCoComm
 import SafeTensors
+import MoCoTestSupport
 @testable import MoCo
 
-/// One whole MoCo v2 step against PyTorch's values (`../shared/reference/`, see its README).
+/// One whole MoCo v2 step against PyTorch's values: the committed reference
+/// (Tests/MoCoTests/Resources, made by scripts/make_reference_step.py) and, when present, the
+/// independent one in `../shared/reference/` (`ReferenceFiles`).
 ///
-/// Tolerances (from the reference's README, which measured PyTorch float32 against float64):
-/// loss, logits and keys agree to ~6e-7 relative between correct float32 implementations, so we
-/// require 1e-4 relative; gradients to ~6e-4 of each tensor's largest magnitude, so we require
-/// 5e-3 of it (an error in any term of the backward moves entries by far more). The spot-checked
-/// weights after the momentum update and SGD must agree to 1e-5 absolute (they move by ~1e-3).
+/// Tolerances. Float32 PyTorch against the same step in float64 (the committed file's metadata
+/// `float64_check`): loss, logits and keys within 5e-7 of their scale, gradients within 6e-6 of
+/// each tensor's largest magnitude; so we require 1e-4 relative for the forward values and 5e-3 of
+/// each tensor's largest magnitude for the gradients (an error in any term of the backward moves
+/// entries by far more). The spot-checked weights after the momentum update and SGD must agree to
+/// 1e-5 absolute (they move by ~1e-3).
 ///
 /// The step runs once per convolution algorithm. im2col must meet the per-tensor gradient
 /// tolerance above. The Winograd runs (`WinogradTests`: up to ~6e-6 of Σ|w||x| per layer
@@ -19,28 +23,29 @@ import SafeTensors
 /// relative L2 error over all parameters, ≤ 5e-2: this batch-8 step is ill-conditioned (BatchNorm
 /// over 8 samples, ~2M ReLU inputs), and a rounding-level change can flip the mask of a ReLU input
 /// that lies within ~1e-5 of zero, which moves the gradients by far more than rounding. Measured
-/// relative L2 errors are bimodal, never in between: ~3e-6 without a flip (im2col and F(2×2)
-/// plain BN, F(4×4) split BN: 1e-5) and 1e-3..1.4e-2 with one (F(2×2) split BN, F(4×4) plain
-/// BN; im2col split BN 7.7e-5). A wrong term in the Winograd forward or backward moves the
-/// gradients by O(1), and the finite-difference tests pin those backward passes exactly.
+/// (printed by the test), worst tensor / relative L2 of the gradients: im2col and F(2×2) on the
+/// committed file ≤ 9.3e-6 / 3.0e-6 (no flip); F(4×4) 5.9e-2 / 6.5e-3 (s1) and 1.3e-1 / 4.7e-3
+/// (s2), a flip. On the shared file: im2col s1 5.9e-6 / 2.9e-6, s2 5.9e-4 / 7.8e-5 (that file's
+/// own float32 run flipped one ReLU in layer1.1: its s2 lies 5.9e-4 from float64 itself), F(2×2)
+/// s2 1.0e-2 / 1.0e-3 and F(4×4) s1 1.6e-1 / 1.4e-2 (flips). A wrong term in the Winograd forward
+/// or backward moves the gradients by O(1), and the finite-difference tests pin those backward
+/// passes exactly.
 final class ReferenceStepTests: XCTestCase {
-    static var referencePath: String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.deletingLastPathComponent().appendingPathComponent("shared/reference/moco_step_resnet20.safetensors").path
+    /// The step against every reference (`ReferenceFiles.all`: the committed file, and the shared
+    /// one when present), with engine workers and algorithm passed to this model only.
+    func runReference(_ tag: String, splits: Int, algorithm: ConvAlgorithm = .im2col) throws {
+        for path in ReferenceFiles.all { try runReference(path, tag, splits: splits, algorithm: algorithm) }
     }
 
-    func runReference(_ tag: String, splits: Int, algorithm: ConvAlgorithm = .im2col) throws {
-        let path = Self.referencePath
-        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("no reference file at \(path)") }
-        let saved = Conv2d.algorithm
-        Conv2d.algorithm = algorithm
-        defer { Conv2d.algorithm = saved }
+    func runReference(_ path: String, _ tag: String, splits: Int, algorithm: ConvAlgorithm) throws {
         let f = try SafeTensorsFile(path: path)
-        var h = MoCoHyper()
-        h.architecture = .resnet20; h.head = .mlp; h.inChannels = 1; h.dim = 128; h.queueSize = 64
+        let name = URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent   // Resources or reference
+        var h = MoCoConfig()
+        h.architecture = .resnet20; h.head = .mlp; h.dim = 128; h.queueSize = 64
         h.momentum = 0.99; h.temperature = 0.2; h.bnSplits = splits; h.shuffleBN = true
         h.sgdMomentum = 0.9; h.weightDecay = 1e-4
-        let model = MoCoModel(hyper: h, seed: 0, comm: SingleProcessCommunicator())
+        let model = MoCoModel(config: h, inChannels: 1, engine: EngineConfig(threads: 1, conv: algorithm), seed: 0,
+                              comm: SingleProcessCommunicator())
         try EncoderState.load(model.query, from: f, prefix: "in.encoder_q.")
         try EncoderState.load(model.key, from: f, prefix: "in.encoder_k.")
         model.queue.restore(values: try f.floats("in.queue"), pointer: Int(try f.int64s("in.queue_ptr")[0]))
@@ -55,21 +60,28 @@ final class ReferenceStepTests: XCTestCase {
         assertClose(model.keysForTesting, try f.floats("\(tag).keys"), rel: 1e-4, "keys")
         assertClose(model.queue.keys.array, try f.floats("\(tag).queue"), rel: 1e-4, "queue")
         XCTAssertEqual(model.queue.pointer, Int(try f.int64s("\(tag).queue_ptr")[0]))
-        if algorithm == .im2col {
-            for e in model.query.params.entries {
-                assertClose(model.query.params.gradArray(e.name), try f.floats("\(tag).grad.encoder_q.\(e.name)"),
-                            rel: 5e-3, "grad \(e.name)")
+        // Gradients: the worst tensor's max error relative to its largest magnitude, and the
+        // relative L2 error over all parameters (printed: the figures behind the tolerances).
+        var err2 = 0.0, ref2 = 0.0, worst = 0.0
+        for e in model.query.params.entries {
+            let g = model.query.params.gradArray(e.name), r = try f.floats("\(tag).grad.encoder_q.\(e.name)")
+            XCTAssertEqual(g.count, r.count, e.name)
+            let scale = Double(r.map { abs($0) }.max() ?? 0)
+            var m = 0.0
+            for i in 0..<min(g.count, r.count) {
+                let d = Double(g[i] - r[i])
+                err2 += d * d; ref2 += Double(r[i]) * Double(r[i]); m = max(m, abs(d))
             }
-        } else {
-            var err2 = 0.0, ref2 = 0.0
-            for e in model.query.params.entries {
-                let g = model.query.params.gradArray(e.name), r = try f.floats("\(tag).grad.encoder_q.\(e.name)")
-                XCTAssertEqual(g.count, r.count, e.name)
-                for i in 0..<min(g.count, r.count) {
-                    err2 += Double(g[i] - r[i]) * Double(g[i] - r[i]); ref2 += Double(r[i]) * Double(r[i])
-                }
+            worst = max(worst, m / max(scale, 1e-12))
+            if algorithm == .im2col {
+                XCTAssertLessThanOrEqual(m, 5e-3 * max(scale, 1e-12), "\(name): grad \(e.name): max diff \(m), scale \(scale)")
             }
-            XCTAssertLessThanOrEqual((err2 / ref2).squareRoot(), 5e-2, "\(algorithm): relative L2 error of the gradients")
+        }
+        let relL2 = (err2 / ref2).squareRoot()
+        print(String(format: "reference %@ %@ %@: gradients worst tensor %.2e of its max, relative L2 %.2e",
+                     name, tag, algorithm.rawValue, worst, relL2))
+        if algorithm != .im2col {
+            XCTAssertLessThanOrEqual(relL2, 5e-2, "\(name) \(algorithm): relative L2 error of the gradients")
         }
         for (enc, side) in [(model.query, "q"), (model.key, "k")] {
             for e in enc.buffers.entries {

@@ -6,8 +6,8 @@ import SafeTensors
 final class ResumeTests: XCTestCase {
     func tinyConfig(out: String) throws -> TrainConfig {
         var c = try TrainConfig.preset("moco-v2")
-        c.data = "synthetic"; c.trainSubset = 48; c.batchSize = 16; c.epochs = 2
-        c.queueSize = 40; c.bnSplits = 2; c.knnEvery = 0; c.logEvery = 100; c.saveEvery = 1; c.out = out
+        c.data = .synthetic; c.trainSubset = 48; c.batchSize = 16; c.epochs = 2
+        c.moco.queueSize = 40; c.moco.bnSplits = 2; c.knnEvery = 0; c.logEvery = 100; c.saveEvery = 1; c.out = out
         return c
     }
 
@@ -47,7 +47,7 @@ final class ResumeTests: XCTestCase {
         c.epochs = 1
         _ = try Trainer(config: c, comm: SingleProcessCommunicator(), say: { _ in }).run()
         c.epochs = 2
-        c.queueSize = 32
+        c.moco.queueSize = 32
         XCTAssertThrowsError(try Trainer(config: c, comm: SingleProcessCommunicator(), say: { _ in }).run(resume: "auto")) { error in
             XCTAssertTrue("\(error)".contains("queue-size"), "\(error)")
         }

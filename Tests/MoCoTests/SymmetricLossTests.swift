@@ -9,12 +9,12 @@ final class SymmetricLossTests: XCTestCase {
     /// [k1; k2]. Tolerance 1e-5 of each tensor's largest entry: the two sides compute the same
     /// float32 operations, except that the symmetric one adds the two gradients at the end.
     func testSymmetricStepIsTheSumOfBothDirections() throws {
-        var h = MoCoHyper()
-        h.architecture = .resnet20; h.head = .mlp; h.inChannels = 1; h.dim = 16; h.queueSize = 24
+        var h = MoCoConfig()
+        h.architecture = .resnet20; h.head = .mlp; h.dim = 16; h.queueSize = 24
         h.bnSplits = 2
         func model(symmetric: Bool) -> MoCoModel {
             var hh = h; hh.symmetric = symmetric
-            let m = MoCoModel(hyper: hh, seed: 4, comm: SingleProcessCommunicator())
+            let m = MoCoModel(config: hh, inChannels: 1, seed: 4, comm: SingleProcessCommunicator())
             m.plan(localBatch: 4, channels: 1, height: 8, width: 8)
             return m
         }

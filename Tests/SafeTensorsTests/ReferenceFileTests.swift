@@ -1,24 +1,19 @@
 import Foundation
 import XCTest
+import MoCoTestSupport
 @testable import SafeTensors
 
-/// Reads the PyTorch-written reference step (`shared/reference/`, beside the repository root).
+/// Reads the PyTorch-written reference steps (`ReferenceFiles`: the committed one, and the
+/// shared one beside the repository when present).
 final class ReferenceFileTests: XCTestCase {
-    static var referencePath: String {
-        // <repo>/Tests/SafeTensorsTests/ReferenceFileTests.swift -> <repo>/../shared/reference/...
-        URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-            .appendingPathComponent("shared/reference/moco_step_resnet20.safetensors").path
+    func testReadsPyTorchReferenceFiles() throws {
+        for path in ReferenceFiles.all { try check(path) }
     }
 
-    func testReadsPyTorchReferenceFile() throws {
-        let path = Self.referencePath
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw XCTSkip("reference file not found at \(Self.referencePath)")
-        }
+    func check(_ path: String) throws {
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path), "reference file missing: \(path)")
         let f = try SafeTensorsFile(path: path)
-        XCTAssertEqual(f.tensors.count, 665)
+        XCTAssertEqual(f.tensors.count, 665, path)
         XCTAssertEqual(f.metadata["K"], "64")
 
         try f.expect("in.im_q", dtype: .f32, shape: [8, 1, 28, 28])

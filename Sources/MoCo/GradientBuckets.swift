@@ -1,0 +1,52 @@
+import MoCoTensor
+import MoCoComm
+
+/// Data-parallel gradient averaging overlapped with the backward pass, in the manner of
+/// Horovod's tensor fusion (Sergeev and Del Balso 2018): the parameters' gradients are one
+/// contiguous buffer in forward order, the backward pass finalises them from the end, and as
+/// soon as at least `bucketFloats` more of them are final (or all are), that tail is allreduced
+/// without blocking while the backward continues. `finish` waits for every bucket and divides
+/// by the number of ranks: g ← (1/W) Σ_r g_r.
+///
+/// Buckets only decide when each part is sent; every gradient is summed across ranks by the
+/// same collective, so the result does not depend on them.
+final class GradientBuckets {
+    let comm: Communicator
+    let grads: UnsafeMutablePointer<Float>
+    let count: Int
+    let bucketFloats: Int
+    private var requests: [CommRequest] = []
+    /// Gradients from this offset to `count` have been handed to an allreduce.
+    private var pendingEnd = 0
+    private var startError: Error?
+
+    /// grads: [count], the gradient buffer of the trained parameters.
+    init(comm: Communicator, grads: UnsafeMutablePointer<Float>, count: Int, bucketFloats: Int) {
+        self.comm = comm; self.grads = grads; self.count = count; self.bucketFloats = bucketFloats
+    }
+
+    /// Before a backward pass: nothing is final yet.
+    func begin() {
+        requests.removeAll(keepingCapacity: true)
+        pendingEnd = count
+        startError = nil
+    }
+
+    /// The gradients from `offset` to the end are final (the encoder's `onGradientsReady`).
+    func ready(from offset: Int) {
+        guard comm.size > 1 else { return }
+        // Give MPI a chance to progress the buckets already started (there is no progress thread).
+        for r in requests where !r.isComplete { _ = try? r.test() }
+        guard startError == nil, pendingEnd - offset >= bucketFloats || offset == 0 else { return }
+        do { requests.append(try comm.iallreduce(grads + offset, count: pendingEnd - offset, op: .sum)) }
+        catch { startError = error }
+        pendingEnd = offset
+    }
+
+    /// Waits for every bucket and averages: grads ← (1/W) Σ_r grads_r.
+    func finish() throws {
+        if let startError { throw startError }
+        for r in requests { try r.wait() }
+        if comm.size > 1 { BLAS.scal(n: count, alpha: 1 / Float(comm.size), x: grads) }
+    }
+}

@@ -1,0 +1,35 @@
+import MoCoLayers
+
+/// The hyperparameters of one MoCo step (He et al. 2020, Algorithm 1; Chen et al. 2020 for v2),
+/// one name per value. Nested in `TrainConfig` as `moco`; `MoCoModel` takes it as it is.
+public struct MoCoConfig: Codable, Equatable, Sendable {
+    // Encoders
+    public var architecture: Architecture = .resnet20
+    public var head: HeadKind = .mlp
+    /// Dimension of the projection (the keys and queries).
+    public var dim = 128
+    // Contrast
+    /// K, the number of negative keys in the queue.
+    public var queueSize = 4096
+    /// m of the key encoder's update θ_k ← m·θ_k + (1 − m)·θ_q.
+    public var momentum: Float = 0.99
+    /// T of the softmax over [q·k₊, q·queue] / T.
+    public var temperature: Float = 0.2
+    /// ctr(q1, k2) + ctr(q2, k1) (MoCo CIFAR demo; Chen, Xie, He 2021, eq. 2).
+    public var symmetric = false
+    // BatchNorm
+    /// Shuffle the key batch across ranks before the key encoder (He et al. 2020, sec. 3.3).
+    public var shuffleBN = true
+    /// BatchNorm splits per rank (1 = plain BN over the rank's batch).
+    public var bnSplits = 1
+    /// Synchronise the query encoder's BatchNorm statistics across ranks.
+    public var syncBN = false
+    // SGD (the lr comes from the schedule, step by step)
+    public var sgdMomentum: Float = 0.9
+    public var weightDecay: Float = 5e-4
+    /// Floats per gradient-allreduce bucket, started during the backward pass (`GradientBuckets`).
+    /// Does not change results: each gradient is summed across ranks alike whatever the buckets.
+    public var bucketFloats = 1 << 18
+
+    public init() {}
+}

@@ -1,0 +1,19 @@
+/// How the engine computes, passed down from the configuration to every layer that needs it
+/// (configuration -> encoder -> convolution, BatchNorm, elementwise kernels): no process-wide
+/// switch, so encoders with different settings coexist in one process.
+public struct EngineConfig: Codable, Equatable, Sendable {
+    /// Engine workers per rank: convolutions split their batch, BatchNorm its channels and
+    /// large GEMMs their output over this many threads (OpenBLAS itself runs on one).
+    public var threads = 1
+    /// Algorithm of the 3x3 stride-1 padding-1 convolutions (forward and dX).
+    public var conv: ConvAlgorithm = .winograd4
+    /// Maximum floats of one worker's im2col columns per GEMM chunk: 2^18 floats (1 MiB) keeps
+    /// the columns in the last-level cache while each GEMM still has thousands of columns.
+    public var im2colChunkFloats = 1 << 18
+    /// Maximum floats of one worker's Winograd chunk (transformed inputs and outputs).
+    public var winogradChunkFloats = 1 << 19
+
+    public init(threads: Int = 1, conv: ConvAlgorithm = .winograd4) {
+        self.threads = max(1, threads); self.conv = conv
+    }
+}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import MoCo
+import MoCoData
+import MoCoLayers
+import MoCoOptim
+
+// The library's choices as swift-argument-parser values: each flag lists its values in
+// `--help`, and a misspelt value is rejected with the list.
+extension Architecture: ExpressibleByArgument {}
+extension HeadKind: ExpressibleByArgument {}
+extension ConvAlgorithm: ExpressibleByArgument {}
+extension DatasetKind: ExpressibleByArgument {}
+extension TrainConfig.Preset: ExpressibleByArgument {}
+
+extension LRSchedule: ExpressibleByArgument {
+    /// `cosine`, or `step:E1,E2,...` (x0.1 at each milestone epoch).
+    public init?(argument: String) {
+        if argument == "cosine" { self = .cosine; return }
+        guard argument.hasPrefix("step:") else { return nil }
+        let ms = argument.dropFirst(5).split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        guard !ms.isEmpty, ms.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        self = .step(milestones: ms.map { $0! })
+    }
+
+    public static var allValueStrings: [String] { ["cosine", "step:E1,E2"] }
+
+    public var defaultValueDescription: String {
+        switch self {
+        case .cosine: "cosine"
+        case .step(let ms): "step:" + ms.map(String.init).joined(separator: ",")
+        }
+    }
+}

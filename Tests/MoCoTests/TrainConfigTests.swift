@@ -1,0 +1,96 @@
+import XCTest
+import MoCoLayers
+import MoCoData
+@testable import MoCo
+
+/// The run configuration: one name per value, JSON round trip, and configurations written by
+/// earlier versions (flat layout: `mocoM`, `mocoT`, `wd`, ...) still read, so their checkpoints
+/// resume.
+final class TrainConfigTests: XCTestCase {
+    /// `config.json` as `moco train` wrote it before the step's settings were nested.
+    static let flatJSON = #"""
+{
+  "arch" : "resnet20",
+  "augment" : {
+    "blurProb" : 0.5,
+    "blurSigmaMax" : 1,
+    "blurSigmaMin" : 0.1,
+    "brightness" : 0.4,
+    "contrast" : 0.4,
+    "cropScaleMax" : 1,
+    "cropScaleMin" : 0.2,
+    "flipProb" : 0.5,
+    "grayscaleProb" : 0.2,
+    "hue" : 0.1,
+    "jitterProb" : 0.8,
+    "ratioMax" : 1.3333334,
+    "ratioMin" : 0.75,
+    "saturation" : 0.4
+  },
+  "batchSize" : 256,
+  "bnSplits" : 8,
+  "checkConsistency" : 0,
+  "conv" : "im2col",
+  "data" : "synthetic",
+  "dim" : 128,
+  "epochs" : 30,
+  "head" : "mlp",
+  "knnEvery" : 1,
+  "knnK" : 200,
+  "knnT" : 0.1,
+  "logEvery" : 10,
+  "lr" : 0.06,
+  "mocoM" : 0.999,
+  "mocoT" : 0.07,
+  "out" : "runs\/old",
+  "preset" : "moco-v2",
+  "queueSize" : 1024,
+  "saveEvery" : 1,
+  "schedule" : {
+    "cosine" : {
+
+    }
+  },
+  "seed" : 0,
+  "sgdMomentum" : 0.9,
+  "shuffleBN" : true,
+  "symmetric" : false,
+  "syncBN" : false,
+  "threads" : 2,
+  "trainSubset" : 0,
+  "warmupEpochs" : 0,
+  "wd" : 0.0001
+}
+"""#
+
+    func testFlatConfigurationOfEarlierRunsIsRead() throws {
+        let c = try TrainConfig.from(json: Self.flatJSON)
+        XCTAssertEqual(c.moco.momentum, 0.999)
+        XCTAssertEqual(c.moco.temperature, 0.07)
+        XCTAssertEqual(c.moco.weightDecay, 1e-4)
+        XCTAssertEqual(c.moco.queueSize, 1024)
+        XCTAssertEqual(c.moco.bnSplits, 8)
+        XCTAssertEqual(c.moco.architecture, .resnet20)
+        XCTAssertEqual(c.moco.head, .mlp)
+        XCTAssertEqual(c.engine.conv, .im2col)
+        XCTAssertEqual(c.engine.threads, 2)
+        XCTAssertEqual(c.data, .synthetic)
+        XCTAssertEqual(c.schedule, .cosine)
+        XCTAssertEqual(c.out, "runs/old")
+        XCTAssertEqual(c.augment, .fashionMNISTV2)
+        // Without `conv` (runs before it existed): the default algorithm.
+        let noConv = Self.flatJSON.replacingOccurrences(of: #""conv" : "im2col","#, with: "")
+        XCTAssertEqual(try TrainConfig.from(json: noConv).engine.conv, EngineConfig().conv)
+    }
+
+    func testRoundTripAndPresets() throws {
+        var c = TrainConfig.preset(.mocoV1)
+        c.moco.symmetric = true; c.engine = EngineConfig(threads: 3, conv: .winograd2); c.schedule = .step(milestones: [3, 7])
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()), c)
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString(pretty: false)), c)
+        XCTAssertEqual(c.moco.head, .linear)
+        XCTAssertEqual(TrainConfig.preset(.mocoV2).moco.bnSplits, 8)
+        XCTAssertThrowsError(try TrainConfig.preset("moco-v9")) { XCTAssertTrue("\($0)".contains("moco-v2 or moco-v1"), "\($0)") }
+        XCTAssertThrowsError(try TrainConfig.from(json: "{\"preset\": 1}")) { XCTAssertTrue("\($0)".contains("cannot read the configuration")) }
+    }
+}
