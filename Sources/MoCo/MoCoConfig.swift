@@ -6,6 +6,8 @@ public struct MoCoConfig: Codable, Equatable, Sendable {
     // Encoders
     public var architecture: Architecture = .resnet20
     public var head: HeadKind = .mlp
+    /// The convolutions' initial weights (`--init`).
+    public var initialization: InitScheme = .torchvision
     /// Dimension of the projection (the keys and queries).
     public var dim = 128
     // Contrast
@@ -32,4 +34,21 @@ public struct MoCoConfig: Codable, Equatable, Sendable {
     public var bucketFloats = 1 << 18
 
     public init() {}
+}
+
+extension MoCoConfig {
+    /// Reads every field that is present and keeps the default of any that is not, so that
+    /// configurations written before a field existed still read (with the behaviour of then).
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.architecture, &architecture); try read(.head, &head); try read(.initialization, &initialization)
+        try read(.dim, &dim); try read(.queueSize, &queueSize); try read(.momentum, &momentum)
+        try read(.temperature, &temperature); try read(.symmetric, &symmetric); try read(.shuffleBN, &shuffleBN)
+        try read(.bnSplits, &bnSplits); try read(.syncBN, &syncBN); try read(.sgdMomentum, &sgdMomentum)
+        try read(.weightDecay, &weightDecay); try read(.bucketFloats, &bucketFloats)
+    }
 }

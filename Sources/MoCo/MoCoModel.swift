@@ -55,7 +55,7 @@ public final class MoCoModel {
         // shares the query's convolution workspace.
         key = Encoder(architecture: config.architecture, head: config.head, inChannels: inChannels, dim: config.dim,
                       trainable: false, engine: engine, workspace: query.workspace)
-        query.initialize(seed: seed)
+        query.initialize(seed: seed, scheme: config.initialization)
         key.copyState(from: query)
         query.bnSplits = config.bnSplits
         key.bnSplits = config.bnSplits

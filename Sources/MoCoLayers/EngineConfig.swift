@@ -17,3 +17,15 @@ public struct EngineConfig: Codable, Equatable, Sendable {
         self.threads = max(1, threads); self.conv = conv
     }
 }
+
+extension EngineConfig {
+    /// Reads every field that is present and keeps the default of any that is not.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? threads
+        conv = try c.decodeIfPresent(ConvAlgorithm.self, forKey: .conv) ?? conv
+        im2colChunkFloats = try c.decodeIfPresent(Int.self, forKey: .im2colChunkFloats) ?? im2colChunkFloats
+        winogradChunkFloats = try c.decodeIfPresent(Int.self, forKey: .winogradChunkFloats) ?? winogradChunkFloats
+    }
+}

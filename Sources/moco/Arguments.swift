@@ -9,6 +9,7 @@ import MoCoOptim
 extension Architecture: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
 extension ConvAlgorithm: ExpressibleByArgument {}
+extension InitScheme: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension TrainConfig.Preset: ExpressibleByArgument {}
 

@@ -56,10 +56,11 @@ struct Embed: ParsableCommand {
 }
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a freshly initialised encoder (torchvision's initialisation, seeded).")
+    static let configuration = CommandConfiguration(abstract: "Write a freshly initialised encoder (seeded; --init chooses the convolutions' scheme).")
 
     @Option(help: "Encoder.") var arch: Architecture = .resnet20
     @Option(help: "Projection head.") var head: HeadKind = .mlp
+    @Option(help: "Initial convolution weights (as moco train --init).") var `init`: InitScheme = .torchvision
     @Option(help: "Input channels (1 for Fashion-MNIST, 3 for CIFAR).") var inChannels = 1
     @Option(help: "Projection dimension.") var dim = 128
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -69,10 +70,10 @@ struct Init: ParsableCommand {
         Runtime.run { _ in
             guard inChannels > 0, dim > 0 else { throw ValidationError("--in-channels and --dim must be positive") }
             let e = Encoder(architecture: arch, head: head, inChannels: inChannels, dim: dim, trainable: false)
-            e.initialize(seed: seed)
+            e.initialize(seed: seed, scheme: `init`)
             var w = SafeTensorsWriter()
             EncoderState.add(e, to: &w)
-            w.metadata = ["arch": arch.rawValue, "head": head.rawValue, "in_channels": String(inChannels), "seed": String(seed)]
+            w.metadata = ["arch": arch.rawValue, "head": head.rawValue, "init": `init`.rawValue, "in_channels": String(inChannels), "seed": String(seed)]
             try w.write(to: output)
             emit("wrote \(output): \(arch.rawValue) + \(head.rawValue) head, \(inChannels) input channel(s), \(e.params.entries.reduce(0) { $0 + $1.count }) parameters")
         }

@@ -15,6 +15,7 @@ struct EvalOptions: ParsableArguments {
     @Flag(help: "Baseline: raw normalised pixels as features.") var rawPixels = false
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
+    @Option(help: "Initial convolution weights of --random-init (as moco train --init).") var `init`: InitScheme = .torchvision
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
 
     /// The engine settings of an evaluation (threads; the configured or build-default convolution).
@@ -36,7 +37,7 @@ struct EvalOptions: ParsableArguments {
         let test = try Dataset.load(k, split: .test, directory: dataDir ?? cfg?.dataDir)
         if randomInit {
             let e = Encoder(architecture: arch ?? .resnet20, head: .mlp, inChannels: train.channels, trainable: false, engine: engine)
-            e.initialize(seed: seed)
+            e.initialize(seed: seed, scheme: `init`)
             encoder = e
         }
         if rawPixels {
@@ -50,7 +51,7 @@ struct EvalOptions: ParsableArguments {
         let fx = FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
                                   height: train.height, width: train.width, engine: engine)
         fx.encoder.copyState(from: e)
-        let label = randomInit ? "random \(e.architecture.rawValue) (seed \(seed))" : "\(e.architecture.rawValue) from \(weights!)"
+        let label = randomInit ? "random \(e.architecture.rawValue) (\(`init`.rawValue) init, seed \(seed))" : "\(e.architecture.rawValue) from \(weights!)"
         return (train, test, e.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
     }
 }

@@ -24,6 +24,7 @@ struct Train: ParsableCommand {
     @Option(help: "Feature dimension of the projection.") var mocoDim: Int?
     @Option(help: "Encoder.") var arch: Architecture?
     @Option(help: "Projection head: mlp (v2) or linear (v1).") var head: HeadKind?
+    @Option(help: "Initial convolution weights: torchvision's Kaiming-normal fan_out, or PyTorch's nn.Conv2d default U(±1/sqrt(fan_in)) (docs/training.md).") var `init`: InitScheme?
     @Flag(help: "Symmetrised loss ctr(q1,k2) + ctr(q2,k1) (MoCo CIFAR demo, MoCo v3).") var symmetric = false
     @Option(help: "BatchNorm splits per rank: statistics over S sub-batches (default 8 on one process, 1 per rank under mpirun).") var bnSplits: Int?
     @Flag(help: "Disable shuffle-BN (ablation).") var noShuffleBn = false
@@ -65,6 +66,7 @@ struct Train: ParsableCommand {
         if let mocoDim { c.moco.dim = mocoDim }
         if let arch { c.moco.architecture = arch }
         if let head { c.moco.head = head }
+        if let `init` { c.moco.initialization = `init` }
         if symmetric { c.moco.symmetric = true }
         if let bnSplits { c.moco.bnSplits = bnSplits }
         if noShuffleBn { c.moco.shuffleBN = false }

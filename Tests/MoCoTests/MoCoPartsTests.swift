@@ -77,7 +77,7 @@ final class MoCoPartsTests: XCTestCase {
     /// Simulates W ranks moving crops and keys per their shuffle-BN plans: every crop reaches the
     /// rank and position perm prescribes, and unshuffling returns each key to its owner —
     /// shuffle then unshuffle is the identity, for several world sizes.
-    func testShufflePlanAcrossRanksIsExactAndInvertible() {
+    func testShuffleBNPlanAcrossRanksIsExactAndInvertible() {
         for W in [1, 2, 3, 4] {
             let n = 3, B = W * n
             var rng = Xoshiro(seed: UInt64(W))
@@ -108,7 +108,7 @@ final class MoCoPartsTests: XCTestCase {
 
     /// The exchange itself through a communicator (one process): shuffle then unshuffle of
     /// real buffers is the identity.
-    func testShuffleExchangeRoundTrip() throws {
+    func testShuffleBNRoundTrip() throws {
         let comm = SingleProcessCommunicator()
         let n = 6, S = 5
         var rng = Xoshiro(seed: 9)

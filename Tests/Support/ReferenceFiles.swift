@@ -13,6 +13,11 @@ public enum ReferenceFiles {
         root.appendingPathComponent("Tests/MoCoTests/Resources/moco_step_resnet20.safetensors").path
     }
 
+    /// The committed short training trajectory (`scripts/pytorch_trajectory.py export`).
+    public static var committedTrajectory: String {
+        root.appendingPathComponent("Tests/MoCoTests/Resources/trajectory_short.safetensors").path
+    }
+
     /// A second reference made independently of the project's scripts (`../shared/reference/`
     /// beside the repository, where CI and the developers' machines have it): checked in
     /// addition when present.

@@ -1,0 +1,184 @@
+import Foundation
+import MoCoTensor
+import MoCoLayers
+import MoCoComm
+import SafeTensors
+
+/// Replays a training trajectory recorded by another implementation ("swift-moco trajectory v1",
+/// written by `scripts/pytorch_trajectory.py export`): the same initial encoders and queue, the
+/// same augmented crops, shuffle-BN permutations and learning rates, step by step; and compares
+/// the per-step loss and contrastive top-1 and the final state with the recording's float32 run
+/// and its float64 replay (`loss_f64`, `final_f64.*`), which measure how far float32 rounding
+/// alone moves a trajectory.
+///
+/// Under mpirun each rank takes its contiguous slice of every recorded batch and
+/// `bn_splits / W` of the BatchNorm splits, which is the same computation (split-BN over
+/// contiguous chunks equals per-rank BN).
+public enum TrajectoryReplay {
+    public static let format = "swift-moco trajectory v1"
+
+    /// The recording's settings (metadata `config`, the Python side's names).
+    public struct Recording: Decodable, Sendable {
+        public var arch: String, head: String
+        public var dim: Int, queue_size: Int
+        public var moco_m: Float, moco_t: Float
+        public var bn_splits: Int, batch_size: Int, steps: Int
+        public var channels: Int, height: Int, width: Int
+        public var sgd_momentum: Float, weight_decay: Float
+    }
+
+    public struct Step: Sendable {
+        public var loss: Double, acc1: Double
+        /// The recording's float32 and float64 values of the same step.
+        public var refLoss: Double, refAcc1: Double, refLoss64: Double, refAcc64: Double
+    }
+
+    public struct Result: Sendable {
+        public var recording: Recording
+        public var steps: [Step]
+        /// Relative L2 differences of the final query-encoder parameters: this run against the
+        /// recording's float32 run and against its float64 run, and float32 against float64
+        /// within the recording (the float32 noise).
+        public var finalVsRef: Double, finalVsF64: Double, refVsF64: Double
+        /// Max |a - b| / max |b| of the final queue against the recording's.
+        public var queueVsRef: Double
+        public var queuePointerMatches: Bool
+    }
+
+    /// The model the recording describes, with `engine`'s settings.
+    static func model(for r: Recording, engine: EngineConfig, comm: Communicator,
+                      adjust: (inout MoCoConfig) -> Void) throws -> MoCoModel {
+        guard let arch = Architecture(rawValue: r.arch), let head = HeadKind(rawValue: r.head) else {
+            throw ConfigError("trajectory: unknown arch '\(r.arch)' or head '\(r.head)'")
+        }
+        let W = comm.size
+        guard r.batch_size % W == 0, r.bn_splits % W == 0 else {
+            throw ConfigError("trajectory: batch \(r.batch_size) and bn_splits \(r.bn_splits) must be divisible by the \(W) ranks")
+        }
+        var c = MoCoConfig()
+        c.architecture = arch; c.head = head; c.dim = r.dim; c.queueSize = r.queue_size
+        c.momentum = r.moco_m; c.temperature = r.moco_t; c.bnSplits = r.bn_splits / W; c.shuffleBN = true
+        c.sgdMomentum = r.sgd_momentum; c.weightDecay = r.weight_decay
+        adjust(&c)
+        return MoCoModel(config: c, inChannels: r.channels, engine: engine, seed: 0, comm: comm)
+    }
+
+    /// Replays every recorded step. `progress(step, result)` after each one; `adjust` changes
+    /// the recorded settings (to show that the comparison detects a wrong one).
+    public static func run(_ f: SafeTensorsFile, engine: EngineConfig, comm: Communicator,
+                           adjust: (inout MoCoConfig) -> Void = { _ in },
+                           progress: (Int, Step) -> Void = { _, _ in }) throws -> Result {
+        guard f.metadata["format"] == format else {
+            throw SafeTensorsError(path: f.path, message: "not a trajectory (metadata 'format' is \(f.metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(format)')")
+        }
+        guard let json = f.metadata["config"] else { throw SafeTensorsError(path: f.path, message: "trajectory metadata has no 'config'") }
+        let r: Recording
+        do { r = try JSONDecoder().decode(Recording.self, from: Data(json.utf8)) }
+        catch { throw SafeTensorsError(path: f.path, message: "trajectory 'config' unreadable: \(error)") }
+        let S = r.steps, B = r.batch_size, size = r.channels * r.height * r.width
+        try f.expect("im_q", dtype: .f32, shape: [S, B, r.channels, r.height, r.width])
+        try f.expect("im_k", dtype: .f32, shape: [S, B, r.channels, r.height, r.width])
+        try f.expect("perm", dtype: .i64, shape: [S, B])
+        for name in ["lr", "loss", "acc1", "loss_f64", "acc1_f64"] { try f.expect(name, dtype: .f32, shape: [S]) }
+
+        let m = try model(for: r, engine: engine, comm: comm, adjust: adjust)
+        try EncoderState.load(m.query, from: f, prefix: "init.encoder_q.")
+        try EncoderState.load(m.key, from: f, prefix: "init.encoder_k.")
+        try f.expect("init.queue", dtype: .f32, shape: [r.dim, r.queue_size])
+        m.queue.restore(values: try f.floats("init.queue"), pointer: Int(try f.int64s("init.queue_ptr")[0]))
+        let W = comm.size, n = B / W
+        m.plan(localBatch: n, channels: r.channels, height: r.height, width: r.width)
+
+        let imQ = try f.floats("im_q"), imK = try f.floats("im_k")
+        let perms = try f.int64s("perm").map { Int($0) }
+        let lr = try f.floats("lr"), refLoss = try f.floats("loss"), refAcc = try f.floats("acc1")
+        let refLoss64 = try f.floats("loss_f64"), refAcc64 = try f.floats("acc1_f64")
+        var steps: [Step] = []
+        for s in 0..<S {
+            let first = (s * B + comm.rank * n) * size
+            let res = try imQ.withUnsafeBufferPointer { q in
+                try imK.withUnsafeBufferPointer { k in
+                    try m.step(imQ: q.baseAddress! + first, imK: k.baseAddress! + first,
+                               perm: Array(perms[(s * B)..<((s + 1) * B)]), lr: lr[s])
+                }
+            }
+            // Each rank's loss and top-1 are means over its samples: the batch's are their mean.
+            var v = [res.loss, res.acc1]
+            try comm.allreduce(&v, op: .sum)
+            let step = Step(loss: v[0] / Double(W), acc1: v[1] / Double(W), refLoss: Double(refLoss[s]),
+                            refAcc1: Double(refAcc[s]), refLoss64: Double(refLoss64[s]), refAcc64: Double(refAcc64[s]))
+            steps.append(step)
+            progress(s + 1, step)
+        }
+
+        func relL2(_ a: [Float], _ b: [Float]) -> Double {
+            var e = 0.0, n = 0.0
+            for (x, y) in zip(a, b) { e += Double(x - y) * Double(x - y); n += Double(y) * Double(y) }
+            return (e / max(n, 1e-30)).squareRoot()
+        }
+        var mine: [Float] = [], ref: [Float] = [], ref64: [Float] = []
+        for e in m.query.params.entries {
+            mine += m.query.params.array(e.name)
+            ref += try f.floats("final.encoder_q.\(e.name)")
+            ref64 += try f.floats("final_f64.encoder_q.\(e.name)")
+        }
+        let q = m.queue.keys.array, qRef = try f.floats("final.queue")
+        let qScale = Double(qRef.map { abs($0) }.max() ?? 1)
+        let qDiff = Double(zip(q, qRef).map { abs($0 - $1) }.max() ?? 0)
+        return Result(recording: r, steps: steps, finalVsRef: relL2(mine, ref), finalVsF64: relL2(mine, ref64),
+                      refVsF64: relL2(ref, ref64), queueVsRef: qDiff / max(qScale, 1e-30),
+                      queuePointerMatches: m.queue.pointer == Int(try f.int64s("final.queue_ptr")[0]))
+    }
+}
+
+extension TrajectoryReplay {
+    /// Whether a replay matches its recording, judged against float32 noise: float32 rounding
+    /// alone (the recording's float32 run against its float64 replay of the same steps) moves a
+    /// trajectory by some amount that grows over the steps; a correct implementation must stay
+    /// within `factor` times that of the float64 run. Per step s, with
+    /// E(s) = max over t ≤ s of |loss_f32(t) − loss_f64(t)| (the noise envelope so far):
+    ///     |loss(s) − loss_f64(s)| ≤ factor · E(s) + lossFloor · |loss_f64(s)|
+    ///     |top1(s) − top1_f64(s)| ≤ factor · A(s) + 2 samples (A: the same envelope of top-1;
+    ///     a sample whose positive and best negative logit tie within rounding may go either way)
+    /// and at the end, over the query encoder's parameters,
+    ///     relL2(final, final_f64) ≤ factor · relL2(final_f32, final_f64) + weightFloor.
+    /// `lossFloor` covers the first steps, where float32 PyTorch is within ~1e-9 of float64 but a
+    /// correct float32 implementation with other summation orders or Winograd's rounding
+    /// (forward within ~1e-5 relative, `ReferenceStepTests`) is not.
+    public struct Verdict {
+        public var factor = 10.0, lossFloor = 1e-4, weightFloor = 1e-4
+        public private(set) var failures: [String] = []
+        public private(set) var worstLossRatio = 0.0
+
+        public init(_ r: Result, factor: Double = 10, lossFloor: Double = 1e-4, weightFloor: Double = 1e-4) {
+            self.factor = factor; self.lossFloor = lossFloor; self.weightFloor = weightFloor
+            var envelope = 0.0, accEnvelope = 0.0
+            let sample = 100.0 / Double(r.recording.batch_size)
+            for (i, s) in r.steps.enumerated() {
+                envelope = max(envelope, abs(s.refLoss - s.refLoss64))
+                let bound = factor * envelope + lossFloor * abs(s.refLoss64)
+                let d = abs(s.loss - s.refLoss64)
+                worstLossRatio = max(worstLossRatio, d / max(bound, 1e-30))
+                if d > bound, failures.count < 5 {
+                    failures.append(String(format: "step %d: loss %.6f, float64 %.6f (|diff| %.2e > %.2e)", i + 1, s.loss, s.refLoss64, d, bound))
+                }
+                accEnvelope = max(accEnvelope, abs(s.refAcc1 - s.refAcc64))
+                let accBound = factor * accEnvelope + 2 * sample
+                if abs(s.acc1 - s.refAcc64) > accBound + 1e-9, failures.count < 5 {
+                    failures.append(String(format: "step %d: top-1 %.2f%%, float64 %.2f%% (> %.2f points)", i + 1, s.acc1, s.refAcc64, accBound))
+                }
+            }
+            let wBound = factor * r.refVsF64 + weightFloor
+            if r.finalVsF64 > wBound {
+                failures.append(String(format: "final weights: relative L2 %.2e from float64 > %.2e", r.finalVsF64, wBound))
+            }
+            if !r.queuePointerMatches { failures.append("final queue pointer differs") }
+        }
+
+        public var summary: String {
+            failures.isEmpty
+                ? String(format: "PASS: within %.0fx the float32 noise (worst step at %.2f of the bound)", factor, worstLossRatio)
+                : "FAIL: " + failures.joined(separator: "; ")
+        }
+    }
+}

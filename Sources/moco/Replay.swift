@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import MoCo
+import MoCoComm
+import MoCoLayers
+import SafeTensors
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a recorded training trajectory (scripts/pytorch_trajectory.py export) step by step and compare it with the recording.",
+        discussion: """
+            The recording holds the initial encoders and queue, every step's augmented crops, shuffle-BN \
+            permutation and learning rate, and its own per-step loss, top-1 and final weights in float32 and \
+            float64. The replay passes when its distance from the float64 run stays within a factor of the \
+            recording's own float32 distance from it (docs/training.md, "Parity with PyTorch").
+            """)
+
+    @Option(help: "The trajectory file.") var trajectory: String
+    @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
+    @Option(help: "Engine threads per rank.") var threads: Int?
+    @Option(help: "Print every N steps.") var every = 10
+    @Flag(help: "Print one JSON line with every step and the verdict.") var json = false
+
+    func run() throws {
+        Runtime.run { comm in
+            let engine = try Runtime.engine(threads: threads, conv: conv)
+            let f = try comm.agreeing { try SafeTensorsFile(path: trajectory) }
+            if !json {
+                say(comm, "step   loss (this)   loss (ref f32)  loss (ref f64)  |this-f64|  |f32-f64|   top-1 this/ref")
+            }
+            let r = try TrajectoryReplay.run(f, engine: engine, comm: comm) { _ in } progress: { s, st in
+                guard !json, s % max(every, 1) == 0 || s == 1 else { return }
+                say(comm, String(format: "%4d  %12.6f  %14.6f  %14.6f  %10.2e  %10.2e   %5.1f / %5.1f", s, st.loss, st.refLoss, st.refLoss64,
+                                 abs(st.loss - st.refLoss64), abs(st.refLoss - st.refLoss64), st.acc1, st.refAcc1))
+            }
+            let verdict = TrajectoryReplay.Verdict(r)
+            if json {
+                var obj: [String: Any] = [
+                    "loss": r.steps.map(\.loss), "acc1": r.steps.map(\.acc1), "ref_loss": r.steps.map(\.refLoss),
+                    "ref_loss_f64": r.steps.map(\.refLoss64), "final_vs_ref": r.finalVsRef, "final_vs_f64": r.finalVsF64,
+                    "ref_vs_f64": r.refVsF64, "queue_vs_ref": r.queueVsRef, "conv": engine.conv.rawValue,
+                    "pass": verdict.failures.isEmpty,
+                ]
+                obj["failures"] = verdict.failures
+                let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+                say(comm, String(decoding: d, as: UTF8.self))
+            } else {
+                say(comm, String(format: "final encoder_q: relative L2 vs ref f32 %.2e, vs ref f64 %.2e (ref f32 vs f64 %.2e); queue %.2e of max; pointer %@",
+                                 r.finalVsRef, r.finalVsF64, r.refVsF64, r.queueVsRef, r.queuePointerMatches ? "equal" : "DIFFERS"))
+                say(comm, verdict.summary)
+            }
+            if !verdict.failures.isEmpty { throw ValidationError("trajectory does not match: " + verdict.failures.joined(separator: "; ")) }
+        }
+    }
+}

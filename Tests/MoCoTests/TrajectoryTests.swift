@@ -1,0 +1,48 @@
+import XCTest
+import MoCoLayers
+import MoCoComm
+import SafeTensors
+import MoCoTestSupport
+@testable import MoCo
+
+/// A short PyTorch trajectory replayed step by step (`TrajectoryReplay`, `moco replay`): the
+/// committed `trajectory_short.safetensors` (scripts/pytorch_trajectory.py export; real
+/// Fashion-MNIST crops from torchvision's transforms, the shuffle permutations and lrs of every
+/// step, PyTorch's float32 results and their float64 replay). Every step's loss and top-1 and the
+/// final weights must stay within `TrajectoryReplay.Verdict`'s bound: 10x the recording's own
+/// float32-vs-float64 distance plus a floor for the first steps (see there).
+final class TrajectoryTests: XCTestCase {
+    static var path: String { ReferenceFiles.committedTrajectory }
+
+    func replay(_ conv: ConvAlgorithm) throws -> TrajectoryReplay.Result {
+        let f = try SafeTensorsFile(path: Self.path)
+        let r = try TrajectoryReplay.run(f, engine: EngineConfig(threads: 1, conv: conv), comm: SingleProcessCommunicator())
+        for (i, s) in r.steps.enumerated() {
+            print(String(format: "trajectory %@ step %d: loss %.6f (f32 %.6f, f64 %.6f) |this-f64| %.2e |f32-f64| %.2e",
+                         conv.rawValue, i + 1, s.loss, s.refLoss, s.refLoss64, abs(s.loss - s.refLoss64), abs(s.refLoss - s.refLoss64)))
+        }
+        print(String(format: "trajectory %@ final: rel L2 vs f64 %.2e (f32 vs f64 %.2e)", conv.rawValue, r.finalVsF64, r.refVsF64))
+        return r
+    }
+
+    func testIm2colReplayMatchesPyTorch() throws {
+        let r = try replay(.im2col)
+        XCTAssertEqual(r.steps.count, r.recording.steps)
+        let v = TrajectoryReplay.Verdict(r)
+        XCTAssertTrue(v.failures.isEmpty, v.summary)
+        XCTAssertTrue(r.queuePointerMatches)
+    }
+
+    func testWinogradReplayMatchesPyTorch() throws {
+        let v = TrajectoryReplay.Verdict(try replay(.winograd4))
+        XCTAssertTrue(v.failures.isEmpty, v.summary)
+    }
+
+    /// The check can fail: a temperature 5% off (T = 0.105 instead of 0.1) is caught.
+    func testWrongTemperatureIsCaught() throws {
+        let f = try SafeTensorsFile(path: Self.path)
+        let r = try TrajectoryReplay.run(f, engine: EngineConfig(threads: 1, conv: .im2col), comm: SingleProcessCommunicator(),
+                                         adjust: { $0.temperature *= 1.05 })
+        XCTAssertFalse(TrajectoryReplay.Verdict(r).failures.isEmpty)
+    }
+}
