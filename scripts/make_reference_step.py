@@ -171,10 +171,19 @@ def save_canonical(tensors, metadata, path):
     canon.update(sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]))
     text = json.dumps(canon, separators=(",", ":"), ensure_ascii=True).encode("ascii")
     text += b" " * (-len(text) % 8)              # data starts 8-byte aligned, as safetensors pads
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text + blob[8 + n:])
     os.replace(tmp, path)
+    # read back: same tensors, same metadata
+    import torch
+    from safetensors import safe_open
+    with safe_open(path, "pt") as f:
+        assert f.metadata() == metadata
+        assert set(f.keys()) == set(tensors)
+        for k in f.keys():
+            assert torch.equal(f.get_tensor(k), tensors[k]), k
 
 
 def main():
@@ -222,16 +231,7 @@ def main():
                                "max|f64| of the tensor; grad_worst = worst over all gradient tensors; "
                                "loss_rel = |f32-f64| / |f64|; after_spot_max_abs = absolute, layer3.2.conv2.weight"),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     save_canonical(tensors, meta, args.out)
-
-    # read back: same tensors, same metadata
-    from safetensors import safe_open
-    with safe_open(args.out, "pt") as f:
-        assert f.metadata() == meta
-        assert set(f.keys()) == set(tensors)
-        for k in f.keys():
-            assert torch.equal(f.get_tensor(k), tensors[k]), k
     print(f"wrote {args.out}: {len(tensors)} tensors, {os.path.getsize(args.out)} bytes, torch {torch.__version__}")
     for case in checks:
         print(f"  {case} loss {tensors[case + '.loss'].item():.6f}; float32 vs float64: " +
