@@ -144,9 +144,6 @@ public final class Conv2d {
     /// Floats of one worker's partial weight gradient, K·C·k·k rounded up to 16.
     private var partialFloats: Int { (outChannels * geometry.rows + 15) & ~15 }
 
-    /// Workers of this layer's regions (as planned).
-    private var workers: Int { plannedWorkers }
-
     /// x: [C, N, H, W], w: [K, C, k, k] -> y: [K, N, Ho, Wo]
     public func forward(_ x: UnsafePointer<Float>) {
         input = x
@@ -160,7 +157,7 @@ public final class Conv2d {
         }
         let rows = geometry.rows, g = geometry, N = batch, K = outChannels, chunk = self.chunk
         let ws = workspace.ptr, slice = sliceFloats, yp = y.ptr
-        let T = workers
+        let T = plannedWorkers
         if let v = winograd {
             // u: [α², K, C] after the workers' slices and the partial weight gradients.
             let u = filterArea
@@ -213,7 +210,7 @@ public final class Conv2d {
         let rows = geometry.rows, g = geometry, N = batch, K = outChannels, C = inChannels, chunk = self.chunk
         let HW = g.height * g.width, ldx = N * HW
         let kk = kernel * kernel
-        let T = workers, slice = sliceFloats, wc = winogradChunk
+        let T = plannedWorkers, slice = sliceFloats, wc = winogradChunk
         let ws = workspace.ptr
         let wCount = partialFloats
         let partials = ws + plannedWorkers * slice
