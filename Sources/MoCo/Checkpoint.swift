@@ -4,9 +4,11 @@ import MoCoLayers
 import SafeTensors
 
 /// A training checkpoint, `OUT/checkpoint_EEEE.safetensors`:
-/// - `encoder_q.<torchvision name>`, `encoder_k.<...>`: both encoders with BN buffers;
-/// - `queue` [dim, K] and `queue_ptr` (I64 [1]);
-/// - `optimizer.momentum_buffer.<name>`: SGD's momentum for each query-encoder parameter;
+/// - `encoder_q.<torchvision name>`: the trained encoder with its BN buffers;
+/// - `optimizer.momentum_buffer.<name>`: SGD's momentum for each of its parameters;
+/// - the method's own state (`ContrastiveMethod.addState`): moco: `encoder_k.<...>`, `queue`
+///   [dim, K], `queue_ptr` (I64 [1]); memory-bank: `memory_bank` [N, dim]; with NCE: `nce_z` [1]
+///   once Z is estimated; end-to-end: nothing more;
 /// - metadata: `epoch` (completed), `step` (global steps done), `config` (JSON), `world_size`
 ///   (informational: checkpoints do not depend on it), `sgd_has_velocity`.
 /// All randomness in a run is keyed by (seed, epoch, step, sample), so no generator state
@@ -16,13 +18,11 @@ public enum Checkpoint {
 
     public static func fileName(epoch: Int) -> String { String(format: "checkpoint_%04d.safetensors", epoch) }
 
-    public static func serialize(model: MoCoModel, config: TrainConfig, epoch: Int, step: Int) -> SafeTensorsWriter {
+    public static func serialize(model: ContrastiveMethod, config: TrainConfig, epoch: Int, step: Int) -> SafeTensorsWriter {
         var w = SafeTensorsWriter()
         EncoderState.add(model.query, prefix: "encoder_q.", to: &w)
-        EncoderState.add(model.key, prefix: "encoder_k.", to: &w)
-        w.add("queue", shape: [model.queue.dim, model.queue.size], floats: model.queue.keys.array)
-        w.add("queue_ptr", shape: [1], int64s: [Int64(model.queue.pointer)])
-        let v = model.sgd.velocity
+        model.addState(to: &w)
+        let v = model.optimizer.velocity
         for e in model.query.params.entries {
             w.add("optimizer.momentum_buffer.\(e.name)", shape: e.shape,
                   floats: UnsafeBufferPointer(start: v.ptr + e.offset, count: e.count))
@@ -30,7 +30,7 @@ public enum Checkpoint {
         w.metadata = [
             "format": format, "epoch": String(epoch), "step": String(step),
             "config": config.jsonString(pretty: false), "world_size": String(model.comm.size),
-            "sgd_has_velocity": model.sgd.hasVelocity ? "1" : "0",
+            "sgd_has_velocity": model.optimizer.hasVelocity ? "1" : "0",
         ]
         return w
     }
@@ -53,21 +53,17 @@ public enum Checkpoint {
     }
 
     /// Restores everything into `model` after validating the whole file against it.
-    public static func restore(_ f: SafeTensorsFile, into model: MoCoModel) throws {
-        let dim = model.queue.dim, K = model.queue.size
-        try f.expect("queue", dtype: .f32, shape: [dim, K])
-        try f.expect("queue_ptr", dtype: .i64, shape: [1])
-        let ptr = try f.int64s("queue_ptr")[0]
-        guard ptr >= 0 && ptr < K else { throw SafeTensorsError(path: f.path, message: "queue_ptr \(ptr) outside 0..<\(K)") }
-        for e in model.query.params.entries { try f.expect("optimizer.momentum_buffer.\(e.name)", dtype: .f32, shape: e.shape) }
-        let q = model.query, k = model.key
+    public static func restore(_ f: SafeTensorsFile, into model: ContrastiveMethod) throws {
+        let q = model.query
+        try EncoderState.validate(q, in: f, prefix: "encoder_q.")
+        for e in q.params.entries { try f.expect("optimizer.momentum_buffer.\(e.name)", dtype: .f32, shape: e.shape) }
+        try model.validateState(f)
         try EncoderState.load(q, from: f, prefix: "encoder_q.")
-        try EncoderState.load(k, from: f, prefix: "encoder_k.")
-        model.queue.restore(values: try f.floats("queue"), pointer: Int(ptr))
+        try model.loadState(f)
         for e in q.params.entries {
-            try f.floats("optimizer.momentum_buffer.\(e.name)", into: model.sgd.velocity.ptr + e.offset, count: e.count)
+            try f.floats("optimizer.momentum_buffer.\(e.name)", into: model.optimizer.velocity.ptr + e.offset, count: e.count)
         }
-        model.sgd.hasVelocity = f.metadata["sgd_has_velocity"] == "1"
+        model.optimizer.hasVelocity = f.metadata["sgd_has_velocity"] == "1"
     }
 
     /// The newest `checkpoint_EEEE.safetensors` in `directory`, if any.

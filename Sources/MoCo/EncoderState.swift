@@ -18,7 +18,21 @@ public enum EncoderState {
     /// - Parameter backboneOnly: accept a file without (or with another) head; the head keeps
     ///   its current values (used to evaluate a backbone).
     public static func load(_ e: Encoder, from f: SafeTensorsFile, prefix: String = "", backboneOnly: Bool = false) throws {
-        let isHead = { (n: String) in n == "fc.weight" || n == "fc.bias" || n.hasPrefix("fc.") }
+        let expected = try validate(e, in: f, prefix: prefix, backboneOnly: backboneOnly)
+        for t in e.floatState where expected[t.name] != nil {
+            try f.floats(prefix + t.name, into: t.pointer, count: t.shape.reduce(1, *))
+        }
+        var counters = e.counters
+        for (i, name) in e.counterNames.enumerated() { counters[i] = try f.int64s(prefix + name)[0] }
+        e.counters = counters
+    }
+
+    /// Checks names, dtypes and shapes of the state under `prefix` without loading it.
+    /// -> the float tensors to load, by name
+    @discardableResult
+    public static func validate(_ e: Encoder, in f: SafeTensorsFile, prefix: String = "", backboneOnly: Bool = false) throws
+        -> [String: [Int]] {
+        let isHead = { (n: String) in n == "fc.weight" || n == "fc.bias" || n.hasPrefix("fc.") || n.hasPrefix("predictor.") }
         var expected: [String: [Int]] = [:]
         for t in e.floatState where !(backboneOnly && isHead(t.name)) { expected[t.name] = t.shape }
         let counterNames = Set(e.counterNames)
@@ -34,12 +48,7 @@ public enum EncoderState {
         }
         for (name, shape) in expected { try f.expect(prefix + name, dtype: .f32, shape: shape) }
         for name in counterNames { try f.expect(prefix + name, dtype: .i64, shape: []) }
-        for t in e.floatState where expected[t.name] != nil {
-            try f.floats(prefix + t.name, into: t.pointer, count: t.shape.reduce(1, *))
-        }
-        var counters = e.counters
-        for (i, name) in e.counterNames.enumerated() { counters[i] = try f.int64s(prefix + name)[0] }
-        e.counters = counters
+        return expected
     }
 
     private static func list(_ names: [String], _ prefix: String) -> String {

@@ -10,10 +10,11 @@ public final class FeatureExtractor {
     public let batch: Int
     private let images: FloatBuffer
 
+    /// - Parameter hidden: the `mlp-bn` head's hidden width (`MoCoConfig.mlpDim`).
     public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256,
-                engine: EngineConfig = EngineConfig()) {
+                engine: EngineConfig = EngineConfig(), hidden: Int? = nil) {
         encoder = Encoder(architecture: architecture, head: head, inChannels: inChannels, dim: dim, trainable: false,
-                          engine: engine)
+                          engine: engine, hidden: hidden)
         encoder.plan(batch: batch, height: height, width: width, backward: false)
         self.batch = batch
         images = FloatBuffer(count: batch * inChannels * height * width)

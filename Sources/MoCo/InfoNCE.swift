@@ -32,6 +32,17 @@ public final class InfoNCE {
     /// q: [N, dim], k: [N, dim], queue: [dim, K] -> (loss, top-1 % of the positive); dQ: [N, dim]
     public func forwardBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, queue: UnsafePointer<Float>,
                                 temperature T: Float) -> (loss: Double, acc1: Double) {
+        forwardBackward(q: q, k: k, queue: queue, temperature: T) { logits, rows, classes, dLogits in
+            CrossEntropy.forwardBackward(logits: logits, rows: rows, classes: classes, targets: { _ in 0 }, dLogits: dLogits)
+        }
+    }
+
+    /// The same logits and dQ with another objective over them (InstDisc's NCE, `NCE`):
+    /// `criterion(logits [N, 1 + K], N, 1 + K, dLogits)` -> (loss, top-1 %), filling dLogits.
+    public func forwardBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, queue: UnsafePointer<Float>,
+                                temperature T: Float,
+                                criterion: (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>) throws -> (loss: Double, acc1: Double))
+        rethrows -> (loss: Double, acc1: Double) {
         let n = rows, K = queueSize, ld = 1 + K
         let invT = 1 / T
         // negatives: logits[:, 1:] = q @ queue / T
@@ -41,8 +52,7 @@ public final class InfoNCE {
             for d in 0..<dim { s += q[i * dim + d] * k[i * dim + d] }
             logits.ptr[i * ld] = s * invT
         }
-        let result = CrossEntropy.forwardBackward(logits: logits.ptr, rows: n, classes: ld, targets: { _ in 0 },
-                                                  dLogits: dLogits.ptr)
+        let result = try criterion(UnsafePointer(logits.ptr), n, ld, dLogits.ptr)
         // dQ = dZ[:, 1:] @ queue^T / T + dZ[:, 0] · k / T
         BLAS.sgemm(transB: true, m: n, n: dim, k: K, alpha: invT, a: dLogits.ptr + 1, lda: ld, b: queue, ldb: K,
                    c: dQ.ptr, ldc: dim, threads: threads)

@@ -1,8 +1,13 @@
 import MoCoLayers
+import MoCoOptim
 
 /// The hyperparameters of one MoCo step (He et al. 2020, Algorithm 1; Chen et al. 2020 for v2),
 /// one name per value. Nested in `TrainConfig` as `moco`; `MoCoModel` takes it as it is.
 public struct MoCoConfig: Codable, Equatable, Sendable {
+    /// Where the negatives come from: queue, memory bank or the batch (`Mechanism`).
+    public var mechanism: Mechanism = .moco
+    /// InfoNCE or InstDisc's NCE (`ContrastLoss`).
+    public var loss: ContrastLoss = .infonce
     // Encoders
     public var architecture: Architecture = .resnet20
     public var head: HeadKind = .mlp
@@ -10,11 +15,19 @@ public struct MoCoConfig: Codable, Equatable, Sendable {
     public var initialization: InitScheme = .torchvision
     /// Dimension of the projection (the keys and queries).
     public var dim = 128
+    /// Hidden width of the `mlp-bn` projector and MoCo v3's predictor (nil: 4 x the backbone's
+    /// feature width).
+    public var mlpDim: Int? = nil
     // Contrast
-    /// K, the number of negative keys in the queue.
+    /// K, the number of negatives per query: the queue's length (moco) or the bank entries
+    /// drawn per query (memory-bank). End-to-end's negatives are the global batch instead.
     public var queueSize = 4096
+    /// m_b of the memory bank's update v ← normalize(m_b·v + (1 − m_b)·q) (Wu et al. 2018, sec. 3.2).
+    public var bankMomentum: Float = 0.5
     /// m of the key encoder's update θ_k ← m·θ_k + (1 − m)·θ_q.
     public var momentum: Float = 0.99
+    /// Raise m from `momentum` to 1 by a half cosine over the run (MoCo v3's `--moco-m-cos`).
+    public var momentumCosine = false
     /// T of the softmax over [q·k₊, q·queue] / T.
     public var temperature: Float = 0.2
     /// ctr(q1, k2) + ctr(q2, k1) (MoCo CIFAR demo; Chen, Xie, He 2021, eq. 2).
@@ -26,7 +39,9 @@ public struct MoCoConfig: Codable, Equatable, Sendable {
     public var bnSplits = 1
     /// Synchronise the query encoder's BatchNorm statistics across ranks.
     public var syncBN = false
-    // SGD (the lr comes from the schedule, step by step)
+    // Optimizer (the lr comes from the schedule, step by step)
+    /// SGD, or LARS for large global batches (`OptimizerKind`).
+    public var optimizer: OptimizerKind = .sgd
     public var sgdMomentum: Float = 0.9
     public var weightDecay: Float = 5e-4
     /// Floats per gradient-allreduce bucket, started during the backward pass (`GradientBuckets`).
@@ -45,10 +60,12 @@ extension MoCoConfig {
         func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
             if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
         }
+        try read(.mechanism, &mechanism); try read(.loss, &loss); try read(.bankMomentum, &bankMomentum)
         try read(.architecture, &architecture); try read(.head, &head); try read(.initialization, &initialization)
         try read(.dim, &dim); try read(.queueSize, &queueSize); try read(.momentum, &momentum)
+        try read(.mlpDim, &mlpDim); try read(.momentumCosine, &momentumCosine)
         try read(.temperature, &temperature); try read(.symmetric, &symmetric); try read(.shuffleBN, &shuffleBN)
         try read(.bnSplits, &bnSplits); try read(.syncBN, &syncBN); try read(.sgdMomentum, &sgdMomentum)
-        try read(.weightDecay, &weightDecay); try read(.bucketFloats, &bucketFloats)
+        try read(.optimizer, &optimizer); try read(.weightDecay, &weightDecay); try read(.bucketFloats, &bucketFloats)
     }
 }

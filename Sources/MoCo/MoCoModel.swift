@@ -2,6 +2,7 @@ import MoCoTensor
 import MoCoLayers
 import MoCoOptim
 import MoCoComm
+import SafeTensors
 
 public struct StepResult: Sendable {
     /// Loss and contrastive top-1 (%) on this rank's samples.
@@ -25,16 +26,18 @@ public struct StepResult: Sendable {
 /// order changes a value (f_q's forward does not read θ_k, and the update uses θ_q before this
 /// step's SGD either way), and computing k first lets the key encoder's activations live in
 /// the query encoder's gradient scratch, which is free until the query forward.
-public final class MoCoModel {
+public final class MoCoModel: ContrastiveMethod {
     public let config: MoCoConfig
     public let engine: EngineConfig
     public let query: Encoder
     public let key: Encoder
     public let queue: KeyQueue
-    public let sgd: SGD
+    public let optimizer: Optimizer
     public let comm: Communicator
     let qNorm = L2Normalize(), kNorm = L2Normalize()
     let infoNCE: InfoNCE
+    /// InstDisc's NCE over the same logits (`--loss nce`), with its Z.
+    public let nce: NCE?
     let shuffleBN: ShuffleBN
     let buckets: GradientBuckets
     private var keysOwned = FloatBuffer(count: 0), keysOther = FloatBuffer(count: 0)
@@ -44,8 +47,12 @@ public final class MoCoModel {
     public private(set) var localBatch = 0
     private var imageShape = (c: 0, h: 0, w: 0)
 
-    /// - Parameter inChannels: channels of the images (from the dataset).
-    public init(config: MoCoConfig, inChannels: Int, engine: EngineConfig = EngineConfig(), seed: UInt64, comm: Communicator) {
+    /// - Parameters:
+    ///   - inChannels: channels of the images (from the dataset).
+    ///   - datasetCount: training images, N of NCE's noise distribution 1/N (needed with `--loss nce`).
+    public init(config: MoCoConfig, inChannels: Int, engine: EngineConfig = EngineConfig(), seed: UInt64, comm: Communicator,
+                datasetCount: Int = 0) {
+        precondition(config.loss == .infonce || datasetCount > 0, "NCE needs the dataset size")
         self.config = config
         self.engine = engine
         self.comm = comm
@@ -65,8 +72,9 @@ public final class MoCoModel {
             query.setBatchStatReducer(r)
         }
         queue = KeyQueue(dim: config.dim, size: config.queueSize, seed: seed)
-        sgd = SGD(query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay)
+        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay)
         infoNCE = InfoNCE(dim: config.dim, queueSize: config.queueSize, threads: engine.threads)
+        nce = config.loss == .nce ? NCE(dataCount: datasetCount) : nil
         shuffleBN = ShuffleBN(comm: comm)
         buckets = GradientBuckets(comm: comm, grads: query.params.grads.ptr, count: query.params.count,
                                   bucketFloats: config.bucketFloats)
@@ -116,14 +124,14 @@ public final class MoCoModel {
             // L = ctr(q1, k2) + ctr(q2, k1) (MoCo CIFAR demo; Chen, Xie, He 2021 eq. 2)
             try computeKeys(imQ, perm: perm, into: keysOther.ptr)
             clock.lap(\.keyForward)
-            let (l1, a1) = contrast(imQ, keys: keysOwned.ptr, clock: &clock, onGradientsReady: nil)
+            let (l1, a1) = try contrast(imQ, keys: keysOwned.ptr, clock: &clock, onGradientsReady: nil)
             savedGrads.copy(from: query.params.grads)
-            let (l2, a2) = contrast(imK, keys: keysOther.ptr, clock: &clock, onGradientsReady: nil)
+            let (l2, a2) = try contrast(imK, keys: keysOther.ptr, clock: &clock, onGradientsReady: nil)
             BLAS.axpy(n: query.params.count, alpha: 1, x: savedGrads.ptr, y: query.params.grads.ptr)
             buckets.ready(from: 0)
             loss = l1 + l2; acc = (a1 + a2) / 2
         } else {
-            (loss, acc) = contrast(imQ, keys: keysOwned.ptr, clock: &clock, onGradientsReady: buckets.ready(from:))
+            (loss, acc) = try contrast(imQ, keys: keysOwned.ptr, clock: &clock, onGradientsReady: buckets.ready(from:))
         }
         try buckets.finish()
         clock.lap(\.allreduceWait)
@@ -133,9 +141,13 @@ public final class MoCoModel {
         clock.lap(\.enqueue)
 
         // 7. SGD on the query encoder
-        sgd.step(lr: lr)
+        optimizer.step(lr: lr)
         clock.lap(\.optimizer)
         return StepResult(loss: loss, acc1: acc, timings: clock.timings)
+    }
+
+    public func step(_ input: StepInput) throws -> StepResult {
+        try step(imQ: input.imQ, imK: input.imK, perm: input.perm, lr: input.lr)
     }
 
     /// Keys of `crops` [n, C, H, W] with the key encoder in training mode (batch statistics),
@@ -157,11 +169,21 @@ public final class MoCoModel {
     /// Query forward, InfoNCE and backward for one (query crop, key) pairing: gradients in
     /// `query.params.grads`, `onGradientsReady` called as they become final.
     func contrast(_ imQ: UnsafePointer<Float>, keys: UnsafePointer<Float>, clock: inout PhaseClock,
-                  onGradientsReady: ((Int) -> Void)?) -> (loss: Double, acc1: Double) {
+                  onGradientsReady: ((Int) -> Void)?) throws -> (loss: Double, acc1: Double) {
         query.forward(imQ, training: true)
         qNorm.forward(query.projection)
         clock.lap(\.queryForward)
-        let r = infoNCE.forwardBackward(q: qNorm.y.ptr, k: keys, queue: queue.keys.ptr, temperature: config.temperature)
+        let r: (loss: Double, acc1: Double)
+        if let nce {
+            // NCE (Wu et al. 2018) with the key as the data sample and the queue as K noise samples
+            r = try infoNCE.forwardBackward(q: qNorm.y.ptr, k: keys, queue: queue.keys.ptr, temperature: config.temperature) {
+                logits, rows, columns, dLogits in
+                if nce.z == nil { try estimateZ(nce, logits: logits, rows: rows, columns: columns, comm: comm) }
+                return nce.forwardBackward(logits: logits, rows: rows, columns: columns, dLogits: dLogits)
+            }
+        } else {
+            r = infoNCE.forwardBackward(q: qNorm.y.ptr, k: keys, queue: queue.keys.ptr, temperature: config.temperature)
+        }
         qNorm.backward(infoNCE.dQ.ptr)
         clock.lap(\.loss)
         query.backward(qNorm.dX.ptr, onGradientsReady: onGradientsReady)
@@ -185,6 +207,40 @@ public final class MoCoModel {
         try comm.allgather(local, count: perRank * D, into: gathered.ptr)
         queue.enqueue(gathered.ptr, count: comm.size * perRank)
     }
+}
+
+extension MoCoModel {
+    /// The key encoder, the queue and its pointer (and NCE's Z).
+    public func addState(to w: inout SafeTensorsWriter) {
+        EncoderState.add(key, prefix: "encoder_k.", to: &w)
+        w.add("queue", shape: [queue.dim, queue.size], floats: queue.keys.array)
+        w.add("queue_ptr", shape: [1], int64s: [Int64(queue.pointer)])
+        if let z = nce?.z { w.add("nce_z", shape: [1], floats: [z]) }
+    }
+
+    public func validateState(_ f: SafeTensorsFile) throws {
+        try f.expect("queue", dtype: .f32, shape: [queue.dim, queue.size])
+        try f.expect("queue_ptr", dtype: .i64, shape: [1])
+        let ptr = try f.int64s("queue_ptr")[0]
+        guard ptr >= 0 && ptr < queue.size else { throw SafeTensorsError(path: f.path, message: "queue_ptr \(ptr) outside 0..<\(queue.size)") }
+        if f.names.contains("nce_z") { try f.expect("nce_z", dtype: .f32, shape: [1]) }
+        try EncoderState.validate(key, in: f, prefix: "encoder_k.")
+    }
+
+    public func loadState(_ f: SafeTensorsFile) throws {
+        try EncoderState.load(key, from: f, prefix: "encoder_k.")
+        queue.restore(values: try f.floats("queue"), pointer: Int(try f.int64s("queue_ptr")[0]))
+        if let nce { nce.z = f.names.contains("nce_z") ? try f.floats("nce_z")[0] : nil }
+    }
+
+    public var sharedState: [(name: String, checksum: Double)] {
+        [("queue", Self.checksum(queue.keys.ptr, queue.keys.count)), ("queue pointer", Double(queue.pointer)),
+         ("NCE Z", Double(nce?.z ?? 0)),
+         ("query weights", Self.checksum(query.params.values.ptr, query.params.count)),
+         ("key weights", Self.checksum(key.params.values.ptr, key.params.count))]
+    }
+
+    public func perturbSharedState() { queue.keys.ptr[0] += 1e-3 }
 }
 
 /// Synchronised BatchNorm statistics through the communicator.

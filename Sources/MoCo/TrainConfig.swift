@@ -45,6 +45,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public enum Preset: String, CaseIterable, Sendable {
         case mocoV2 = "moco-v2"
         case mocoV1 = "moco-v1"
+        case instdisc
+        case mocoV3 = "moco-v3"
     }
 
     /// The preset's full configuration (Fashion-MNIST-sized defaults; see docs/training.md).
@@ -64,6 +66,40 @@ public struct TrainConfig: Codable, Equatable, Sendable {
             c.lr = 0.03
             c.schedule = .step(milestones: [18, 24])
             c.augment = .mocoV1
+        case .instdisc:
+            // Wu et al. 2018, sec. 4: memory bank with NCE, K = 4096 noise samples, T = 0.07,
+            // bank momentum 0.5, 128-d linear head, SGD lr 0.03 / momentum 0.9 / wd 5e-4, lr x0.1
+            // at 60% and 80% of the run (epochs 120 and 160 of 200 there; 18 and 24 of 30 here),
+            // the augmentation MoCo v1 took from it. Same encoder, batch and BN splits as the MoCo
+            // presets, so a comparison changes the mechanism only.
+            c.moco.mechanism = .memoryBank
+            c.moco.loss = .nce
+            c.moco.head = .linear
+            c.moco.temperature = 0.07
+            c.moco.bankMomentum = 0.5
+            c.lr = 0.03
+            c.schedule = .step(milestones: [18, 24])
+            c.augment = .mocoV1
+        case .mocoV3:
+            // Chen, Xie, He 2021 (ResNet recipe of the official code): projector 2-layer MLP
+            // with BN (last BN without affine), predictor 2-layer MLP, no queue (the global
+            // batch's momentum keys), symmetric loss x 2T with T = 1.0, m = 0.99 raised to 1 by a
+            // half cosine, LARS lr 0.6 x B/256 with wd 1e-6 and warm-up 10 of 100 epochs (here 3
+            // of 30). Widths scaled to ResNet-20's 64-d features as 2048 -> 4096 -> 256 is to
+            // ResNet-50's: hidden 256, output 128. No shuffle-BN (v3 relies on its batch of keys,
+            // without a queue to leak through). MoCo v2's augmentation.
+            c.moco.mechanism = .mocoV3
+            c.moco.head = .mlpBN
+            c.moco.mlpDim = 256
+            c.moco.temperature = 1.0
+            c.moco.momentum = 0.99
+            c.moco.momentumCosine = true
+            c.moco.shuffleBN = false
+            c.moco.optimizer = .lars
+            c.moco.weightDecay = 1e-6
+            c.lr = 0.6
+            c.warmupEpochs = 3
+            c.augment = .fashionMNISTV2
         }
         return c
     }
@@ -88,6 +124,12 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(local % m.bnSplits == 0, "the per-rank batch \(local) is not divisible by --bn-splits \(m.bnSplits)")
         try need(local / m.bnSplits >= 2, "each BatchNorm split needs at least 2 samples (per-rank batch \(local), --bn-splits \(m.bnSplits))")
         try need(m.queueSize > 0, "--queue-size must be positive (got \(m.queueSize))")
+        try need(m.bankMomentum >= 0 && m.bankMomentum < 1, "--bank-momentum must be in [0, 1) (got \(m.bankMomentum))")
+        try need(!(m.mechanism == .endToEnd && m.loss == .nce),
+                 "--loss nce needs a fixed noise distribution (memory-bank or moco); end-to-end contrasts the batch with InfoNCE")
+        try need(!(m.mechanism == .mocoV3 && m.loss == .nce), "--loss nce needs a fixed noise distribution (memory-bank or moco); moco-v3 contrasts the batch with InfoNCE")
+        try need(m.mlpDim.map { $0 > 0 } ?? true, "--mlp-dim must be positive")
+        try need(!m.symmetric || m.mechanism == .moco, "--symmetric is a MoCo loss (ctr(q1,k2) + ctr(q2,k1)); not with --mechanism \(m.mechanism.rawValue)")
         try need(m.dim > 0, "--moco-dim must be positive (got \(m.dim))")
         try need(m.momentum >= 0 && m.momentum <= 1, "--moco-m must be in [0, 1] (got \(m.momentum))")
         try need(m.temperature > 0 && m.temperature.isFinite, "--moco-t must be positive (got \(m.temperature))")
@@ -115,6 +157,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         cmp("batch-size", batchSize, other.batchSize); cmp("data", data.rawValue, other.data.rawValue)
         cmp("train-subset", trainSubset, other.trainSubset); cmp("seed", seed, other.seed)
         cmp("symmetric", moco.symmetric, other.moco.symmetric)
+        cmp("mechanism", moco.mechanism.rawValue, other.moco.mechanism.rawValue)
+        cmp("loss", moco.loss.rawValue, other.moco.loss.rawValue)
+        cmp("mlp-dim", moco.mlpDim.map(String.init) ?? "default", other.moco.mlpDim.map(String.init) ?? "default")
+        cmp("optimizer", moco.optimizer.rawValue, other.moco.optimizer.rawValue)
         return m
     }
 

@@ -38,7 +38,7 @@ public final class Trainer {
 
     /// The state a run carries from one phase to the next.
     final class Run {
-        let model: MoCoModel
+        let model: ContrastiveMethod
         let train: Dataset, test: Dataset
         let sampler: EpochSampler
         let extractor: FeatureExtractor
@@ -50,7 +50,7 @@ public final class Trainer {
         var window = ProgressWindow()
         let clock = Stopwatch()
 
-        init(model: MoCoModel, train: Dataset, test: Dataset, sampler: EpochSampler, extractor: FeatureExtractor,
+        init(model: ContrastiveMethod, train: Dataset, test: Dataset, sampler: EpochSampler, extractor: FeatureExtractor,
              metrics: MetricsLog?, startEpoch: Int, globalStep: Int) {
             self.model = model; self.train = train; self.test = test; self.sampler = sampler
             self.extractor = extractor; self.metrics = metrics
@@ -102,7 +102,8 @@ public final class Trainer {
             }
             return d
         }
-        let model = MoCoModel(config: c.moco, inChannels: train.channels, engine: c.engine, seed: c.seed, comm: comm)
+        let model = Methods.make(config: c.moco, inChannels: train.channels, datasetCount: train.count, engine: c.engine,
+                                 seed: c.seed, comm: comm)
         let sampler = EpochSampler(datasetCount: train.count, globalBatch: c.batchSize, seed: c.seed)
 
         let metrics = try comm.agreeing { isRoot ? try prepareOutput(resuming: resume != nil) : nil }
@@ -112,13 +113,14 @@ public final class Trainer {
 
         log("moco train: \(c.preset), \(c.moco.architecture.rawValue) + \(c.moco.head.rawValue) head on \(train.name) "
             + "(\(train.count) images), \(W) rank(s) x \(c.engine.threads) BLAS thread(s), global batch \(c.batchSize), "
-            + "\(sampler.stepsPerEpoch) steps/epoch, K=\(c.moco.queueSize) m=\(c.moco.momentum) T=\(c.moco.temperature) "
-            + "bn-splits=\(c.moco.bnSplits)\(c.moco.shuffleBN ? " shuffle-BN" : "")\(c.moco.syncBN ? " sync-BN" : ""), "
+            + "\(sampler.stepsPerEpoch) steps/epoch, \(Trainer.mechanismSummary(c.moco)) "
+            + "bn-splits=\(c.moco.bnSplits)\(c.moco.shuffleBN && c.moco.mechanism != .memoryBank ? " shuffle-BN" : "")\(c.moco.syncBN ? " sync-BN" : ""), "
             + "conv \(c.engine.conv.rawValue)")
 
         model.plan(localBatch: c.batchSize / W, channels: train.channels, height: train.height, width: train.width)
         let extractor = FeatureExtractor(architecture: c.moco.architecture, head: c.moco.head, inChannels: train.channels,
-                                         dim: c.moco.dim, height: train.height, width: train.width, engine: c.engine)
+                                         dim: c.moco.dim, height: train.height, width: train.width, engine: c.engine,
+                                         hidden: c.moco.mlpDim)
         return Run(model: model, train: train, test: test, sampler: sampler, extractor: extractor, metrics: metrics,
                    startEpoch: position.epoch, globalStep: position.step)
     }
@@ -126,7 +128,7 @@ public final class Trainer {
     /// Restores `path` ("auto": the newest checkpoint in `config.out`) into `model`: rank 0
     /// reads the file, every rank validates and restores the same bytes.
     /// -> the completed epochs and global steps of the checkpoint.
-    func restore(_ path: String, into model: MoCoModel) throws -> (epoch: Int, step: Int) {
+    func restore(_ path: String, into model: ContrastiveMethod) throws -> (epoch: Int, step: Int) {
         let c = config
         let bytes = try comm.agreeing { () -> [UInt8] in
             guard isRoot else { return [] }
@@ -173,7 +175,8 @@ public final class Trainer {
             let lr = Float(c.schedule.lr(base: c.lr, epoch: t, totalEpochs: c.epochs, warmupEpochs: c.warmupEpochs))
             let perm = ShuffleBN.permutation(seed: c.seed, epoch: epoch, step: step, batch: c.batchSize)
             let r = try withExtendedLifetime(batch) {
-                try model.step(imQ: batch.query.ptr, imK: batch.key.ptr, perm: perm, lr: lr)
+                try model.step(StepInput(imQ: batch.query.ptr, imK: batch.key.ptr, indices: batch.indices, perm: perm, lr: lr,
+                                         step: run.globalStep, progress: t / Double(c.epochs)))
             }
             run.globalStep += 1
             hooks.afterStep(run.globalStep, model: model)
@@ -207,6 +210,17 @@ public final class Trainer {
         run.summary.lastLoss = w.loss
     }
 
+    /// The mechanism's own hyperparameters, for the start line.
+    static func mechanismSummary(_ m: MoCoConfig) -> String {
+        let loss = m.loss == .nce ? "NCE" : "InfoNCE"
+        switch m.mechanism {
+        case .moco: return "moco (K=\(m.queueSize) m=\(m.momentum)) \(loss) T=\(m.temperature)"
+        case .memoryBank: return "memory-bank (K=\(m.queueSize) sampled, m_b=\(m.bankMomentum)) \(loss) T=\(m.temperature)"
+        case .endToEnd: return "end-to-end (the batch's keys) \(loss) T=\(m.temperature)"
+        case .mocoV3: return "moco-v3 (the batch's momentum keys, m=\(m.momentum)\(m.momentumCosine ? "->1 cosine" : ""), predictor) T=\(m.temperature) \(m.optimizer.rawValue)"
+        }
+    }
+
     // MARK: - Evaluate and save
 
     /// After `epoch` completed epochs: the kNN monitor when due, and a checkpoint when due (and
@@ -234,15 +248,14 @@ public final class Trainer {
         }
     }
 
-    /// Compares checksums of the queue, its pointer and both encoders' weights across ranks.
-    func checkConsistency(_ m: MoCoModel, step: Int) throws {
-        func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Double { var s = 0.0; for i in 0..<n { s += Double(p[i]) * Double(i % 7 + 1) }; return s }
-        let values = [sum(m.queue.keys.ptr, m.queue.keys.count), Double(m.queue.pointer),
-                      sum(m.query.params.values.ptr, m.query.params.count), sum(m.key.params.values.ptr, m.key.params.count)]
-        let bad = try comm.checksumsAgree(values)
+    /// Compares checksums of the method's shared state (queue and pointer, or memory bank, and
+    /// the weights) across ranks.
+    func checkConsistency(_ m: ContrastiveMethod, step: Int) throws {
+        let state = m.sharedState
+        let bad = try comm.checksumsAgree(state.map(\.checksum))
         if !bad.isEmpty {
             // `bad` is the same on every rank: stop together with one message, no abort.
-            try stopTogether("consistency check failed at step \(step): queue, pointer or weights of rank(s) \(bad.map(String.init).joined(separator: ", ")) differ from rank 0")
+            try stopTogether("consistency check failed at step \(step): \(state.map(\.name).joined(separator: ", ")) of rank(s) \(bad.map(String.init).joined(separator: ", ")) differ from rank 0")
         }
     }
 

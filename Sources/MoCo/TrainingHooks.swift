@@ -4,14 +4,14 @@
 public protocol TrainingHooks {
     /// Before global step `step` (1-based) runs on this rank; an error thrown here is this
     /// rank's alone (not agreed), as a crash would be.
-    func beforeStep(_ step: Int, model: MoCoModel) throws
+    func beforeStep(_ step: Int, model: ContrastiveMethod) throws
     /// After global step `step` completed on this rank.
-    func afterStep(_ step: Int, model: MoCoModel)
+    func afterStep(_ step: Int, model: ContrastiveMethod)
 }
 
 /// No hooks: a normal run.
 public struct NoTrainingHooks: TrainingHooks {
     public init() {}
-    public func beforeStep(_ step: Int, model: MoCoModel) throws {}
-    public func afterStep(_ step: Int, model: MoCoModel) {}
+    public func beforeStep(_ step: Int, model: ContrastiveMethod) throws {}
+    public func afterStep(_ step: Int, model: ContrastiveMethod) {}
 }

@@ -3,10 +3,12 @@ import MoCoTensor
 import MoCoLayers
 import MoCoComm
 
-/// `moco bench step`: the full MoCo training step on synthetic input (no data loading), as
-/// `moco train` runs it: both encoders, shuffle-BN, InfoNCE against the queue, backward with
-/// the bucketed gradient allreduce, SGD, momentum update and enqueue. It takes the step's own
-/// configuration (`MoCoConfig`, `EngineConfig`), so it measures exactly what training runs.
+/// `moco bench step`: the full training step on synthetic input (no data loading), as
+/// `moco train` runs it, for any mechanism: MoCo (both encoders, shuffle-BN, InfoNCE against the
+/// queue, backward with the bucketed gradient allreduce, SGD, momentum update and enqueue), the
+/// memory bank (sampled negatives, bank update) or end-to-end (two backward passes, key
+/// gradients reduce-scattered). It takes the step's own configuration (`MoCoConfig`,
+/// `EngineConfig`), so it measures exactly what training runs.
 public enum StepBench {
     public struct Config: Sendable {
         public var moco = MoCoConfig()
@@ -15,11 +17,14 @@ public enum StepBench {
         public var batchSize = 256
         public var channels = 1, height = 28, width = 28
         public var warmup = 2, steps = 10
+        /// Rows of the memory bank (the dataset size; memory-bank and NCE).
+        public var datasetCount = 60_000
         public init() {}
     }
 
     public struct Result: Codable, Sendable {
         public var impl = "swift-moco"
+        public var mechanism = "moco"
         public var arch: String
         public var batch: Int
         public var world: Int
@@ -42,7 +47,8 @@ public enum StepBench {
         guard c.batchSize % W == 0 else { throw ConfigError("--batch-size \(c.batchSize) is not divisible by \(W) ranks") }
         let n = c.batchSize / W
         guard n % c.moco.bnSplits == 0 else { throw ConfigError("per-rank batch \(n) not divisible by --bn-splits \(c.moco.bnSplits)") }
-        let model = MoCoModel(config: c.moco, inChannels: c.channels, engine: c.engine, seed: 0, comm: comm)
+        let model = Methods.make(config: c.moco, inChannels: c.channels, datasetCount: c.datasetCount, engine: c.engine,
+                                 seed: 0, comm: comm)
         model.plan(localBatch: n, channels: c.channels, height: c.height, width: c.width)
         let size = c.channels * c.height * c.width
         let imQ = FloatBuffer(count: n * size), imK = FloatBuffer(count: n * size)
@@ -56,7 +62,10 @@ public enum StepBench {
             if s == c.warmup { comm.resetStats() }
             try comm.barrier()
             let watch = Stopwatch()
-            let r = try model.step(imQ: imQ.ptr, imK: imK.ptr, perm: perm, lr: 0.01)
+            // Distinct bank rows per step, as an epoch's shuffle gives.
+            let first = (s * c.batchSize + comm.rank * n) % max(c.datasetCount - n, 1)
+            let r = try model.step(StepInput(imQ: imQ.ptr, imK: imK.ptr, indices: Array(first..<(first + n)), perm: perm,
+                                             lr: 0.01, step: s))
             let dt = watch.elapsed
             if s >= c.warmup { times.append(dt); phases = phases + r.timings }
         }
@@ -69,18 +78,21 @@ public enum StepBench {
         let flopsPerImage = model.query.forwardFLOPs(height: c.height, width: c.width)
         let ips = Double(c.batchSize) / step
         let peak = try comm.allreduce(SgemmPeak.large(threads: c.engine.threads), op: .sum)
-        let gflops = 4 * flopsPerImage * ips / 1e9
+        // Forward passes of the encoder per image, a backward counted as two: MoCo q forward +
+        // backward + k forward; the bank q only; end-to-end both crops forward and backward.
+        let passes: Double = switch c.moco.mechanism { case .moco: 4; case .memoryBank: 3; case .endToEnd: 6; case .mocoV3: 8 }
+        let gflops = passes * flopsPerImage * ips / 1e9
         let k = Double(c.steps) / 1e3
         let ph: [String: Double] = [
             "query_forward": phases.queryForward / k, "key_shuffle_forward_unshuffle": phases.keyForward / k,
             "loss": phases.loss / k, "backward": phases.backward / k, "allreduce_wait": phases.allreduceWait / k,
-            "optimizer_momentum": phases.optimizer / k, "enqueue": phases.enqueue / k,
+            "optimizer_momentum": phases.optimizer / k, "enqueue": phases.enqueue / k,   // the bank update for memory-bank
         ]
         let stats = comm.stats
         var bytes: [String: Double] = [:]
         for (kind, e) in stats.entries { bytes[kind.rawValue] = Double(e.bytesSent) / Double(c.steps) }
         let rss = try comm.allreduce(stepPeakRSS, op: .max)
-        return Result(arch: c.moco.architecture.rawValue, batch: c.batchSize, world: W, threads: c.engine.threads,
+        return Result(mechanism: c.moco.mechanism.rawValue, arch: c.moco.architecture.rawValue, batch: c.batchSize, world: W, threads: c.engine.threads,
                       images_per_s: ips, step_ms_median: step * 1e3, gflops: gflops,
                       forward_mflop_per_image: flopsPerImage / 1e6, sgemm_peak_gflops: peak,
                       fraction_of_sgemm_peak: gflops / peak, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,

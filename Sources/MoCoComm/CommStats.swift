@@ -1,6 +1,6 @@
 /// The kinds of collective the `Communicator` counts separately.
 public enum CollectiveKind: String, Sendable, CaseIterable, Comparable {
-    case allreduce, iallreduce, allgather, allgatherv, alltoallv, broadcast, barrier
+    case allreduce, iallreduce, allgather, allgatherv, reduceScatter, alltoallv, broadcast, barrier
 
     public static func < (a: CollectiveKind, b: CollectiveKind) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -14,6 +14,7 @@ public enum CollectiveKind: String, Sendable, CaseIterable, Comparable {
 /// - allreduce / iallreduce: `count * elementSize` (see `ringAllreduceBytesEstimate` for what a
 ///   bandwidth-optimal ring actually moves: `2(p-1)/p` times that);
 /// - allgather / allgatherv: this rank's own contribution;
+/// - reduceScatter: the `size * count` elements this rank passes;
 /// - alltoallv: the sum of `sendCounts` excluding the block to itself;
 /// - broadcast: `bytes` on the root, 0 elsewhere; barrier: 0.
 ///

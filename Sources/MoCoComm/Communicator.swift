@@ -56,6 +56,13 @@ public protocol Communicator: AnyObject {
     func allgatherv(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>,
                     counts: [Int]) throws
 
+    /// MPI_Reduce_scatter_block (MPI 3.1 §5.10.1): every rank passes `send` of size·count
+    /// floats; rank r receives in `recv` (count floats) the elementwise reduction over all ranks
+    /// of block r, `send[r·count ..< (r+1)·count]`. The adjoint of `allgather`: the gradient of
+    /// gathered rows goes back, summed, to the rank that contributed them.
+    func reduceScatter(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>,
+                       op: ReduceOp) throws
+
     /// MPI_Alltoallv (MPI 3.1 §5.8): block j of `send` (`sendCounts[j]` floats at `sendDispls[j]`)
     /// goes to rank j; the block from rank i lands at `recv + recvDispls[i]` (`recvCounts[i]`
     /// floats). Counts and displacements are in floats; `recvCounts[i]` must equal rank i's

@@ -175,6 +175,15 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
+    public func reduceScatter(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>,
+                              op: ReduceOp) throws {
+        try Validate.count(count, "MPI_Reduce_scatter_block")
+        try Validate.count(count * size, "MPI_Reduce_scatter_block")
+        try run(.reduceScatter, "MPI_Reduce_scatter_block", bytes: ByteAccounting.allreduce(count: count * size, elementSize: 4)) {
+            MPI_Reduce_scatter_block(send, recv, Int32(count), moco_type_float(), op.mpiOp, comm)
+        }
+    }
+
     public func alltoallv(send: UnsafePointer<Float>, sendCounts: [Int], sendDispls: [Int],
                           recv: UnsafeMutablePointer<Float>, recvCounts: [Int], recvDispls: [Int]) throws {
         let call = "MPI_Alltoallv"

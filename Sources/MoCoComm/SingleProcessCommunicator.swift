@@ -68,6 +68,14 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
         }
     }
 
+    public func reduceScatter(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>,
+                              op: ReduceOp) throws {
+        try Validate.count(count, "MPI_Reduce_scatter_block")
+        timed(.reduceScatter, bytes: ByteAccounting.allreduce(count: count, elementSize: 4)) {
+            if UnsafePointer(recv) != send { recv.update(from: send, count: count) }
+        }
+    }
+
     public func alltoallv(send: UnsafePointer<Float>, sendCounts: [Int], sendDispls: [Int],
                           recv: UnsafeMutablePointer<Float>, recvCounts: [Int], recvDispls: [Int]) throws {
         let call = "MPI_Alltoallv"

@@ -23,4 +23,8 @@ public enum HeadKind: String, CaseIterable, Sendable, Codable {
     case linear
     /// `fc.0` Linear(d, d), ReLU, `fc.2` Linear(d, dim) (MoCo v2, Chen et al. 2020).
     case mlp
+    /// MoCo v3's projector (Chen, Xie, He 2021): `fc.0` Linear(d, hidden, no bias), `fc.1`
+    /// BatchNorm1d, ReLU, `fc.3` Linear(hidden, dim, no bias), `fc.4` BatchNorm1d without affine
+    /// (`BNMLP`).
+    case mlpBN = "mlp-bn"
 }

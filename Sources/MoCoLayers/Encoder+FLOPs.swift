@@ -34,7 +34,7 @@ extension Encoder {
     public func forwardFLOPs(height h: Int, width w: Int, withHead: Bool = true) -> Double {
         var flops = convShapes(height: h, width: w).reduce(0) { $0 + $1.flops }
         if withHead {
-            for lin in [fc, fc0, fc2].compactMap({ $0 }) { flops += 2.0 * Double(lin.inFeatures * lin.outFeatures) }
+            for lin in linears { flops += 2.0 * Double(lin.inFeatures * lin.outFeatures) }
         }
         return flops
     }

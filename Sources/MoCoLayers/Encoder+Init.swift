@@ -31,20 +31,29 @@ extension Encoder {
             }
         }
         for bn in batchNorms { bn.resetParameters() }
-        for lin in [fc, fc0, fc2].compactMap({ $0 }) {
+        for bn in headBatchNorms { bn.resetParameters() }
+        for lin in linears {
             let bound = 1 / Float(lin.inFeatures).squareRoot()
-            let w = params.value(lin.weightOffset), b = params.value(lin.biasOffset)
+            let w = params.value(lin.weightOffset)
             for i in 0..<(lin.inFeatures * lin.outFeatures) { w[i] = rng.uniform(-bound, bound) }
-            for i in 0..<lin.outFeatures { b[i] = rng.uniform(-bound, bound) }
+            if lin.hasBias {
+                let b = params.value(lin.biasOffset)
+                for i in 0..<lin.outFeatures { b[i] = rng.uniform(-bound, bound) }
+            }
         }
     }
 
     /// Copies parameters, running statistics and BN counters from `other` (same architecture).
+    /// With a predictor on one side only (MoCo v3's query and key encoders), the common prefix:
+    /// everything but the predictor.
     public func copyState(from other: Encoder) {
-        precondition(other.params.count == params.count && other.buffers.count == buffers.count)
-        params.values.copy(from: other.params.values)
-        buffers.values.copy(from: other.buffers.values)
+        let p = min(params.count, other.params.count), b = min(buffers.count, other.buffers.count)
+        precondition(encoderParameterCount == other.encoderParameterCount && p == encoderParameterCount,
+                     "copyState: encoders differ")
+        params.values.ptr.update(from: other.params.values.ptr, count: p)
+        buffers.values.ptr.update(from: other.buffers.values.ptr, count: b)
         for (a, b) in zip(batchNorms, other.batchNorms) { a.numBatchesTracked = b.numBatchesTracked }
+        for (a, b) in zip(headBatchNorms, other.headBatchNorms) { a.numBatchesTracked = b.numBatchesTracked }
     }
 
     /// One float tensor of the state dict.
@@ -61,9 +70,14 @@ extension Encoder {
     }
 
     /// `<bn>.num_batches_tracked` counters (I64 scalars in the state dict).
-    public var counterNames: [String] { batchNorms.map { "\($0.name).num_batches_tracked" } }
+    public var counterNames: [String] {
+        batchNorms.map { "\($0.name).num_batches_tracked" } + headBatchNorms.map { "\($0.name).num_batches_tracked" }
+    }
     public var counters: [Int64] {
-        get { batchNorms.map(\.numBatchesTracked) }
-        set { for (bn, v) in zip(batchNorms, newValue) { bn.numBatchesTracked = v } }
+        get { batchNorms.map(\.numBatchesTracked) + headBatchNorms.map(\.numBatchesTracked) }
+        set {
+            for (bn, v) in zip(batchNorms, newValue) { bn.numBatchesTracked = v }
+            for (bn, v) in zip(headBatchNorms, newValue.dropFirst(batchNorms.count)) { bn.numBatchesTracked = v }
+        }
     }
 }

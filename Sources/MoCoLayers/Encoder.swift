@@ -28,6 +28,16 @@ public final class Encoder {
     public let fc: Linear?                 // linear head
     public let fc0: Linear?, fc2: Linear?  // MLP head
     let headReLU: ReLU
+    /// MoCo v3's projector (head `mlp-bn`).
+    public let projector: BNMLP?
+    /// MoCo v3's predictor after the projector (query encoder only): its parameters are
+    /// registered last, so the first `params.count - predictor` parameters have the layout of
+    /// an encoder without it (the momentum update and state copies use that prefix).
+    public let predictor: BNMLP?
+    /// Every linear layer of the head and predictor, in forward order.
+    public let linears: [Linear]
+    /// Every BatchNorm1d of the head and predictor, in forward order.
+    public let headBatchNorms: [BatchNorm1d]
 
     public private(set) var batch = 0, height = 0, width = 0
     private var plannedBackward = false
@@ -42,8 +52,12 @@ public final class Encoder {
     public let batchNorms: [BatchNorm2d]
     public let convs: [Conv2d]
 
+    /// - Parameters:
+    ///   - hidden: width of the `mlp-bn` projector's and the predictor's hidden layer (default 4·d).
+    ///   - predictor: add MoCo v3's predictor (Linear(dim, hidden), BN, ReLU, Linear(hidden, dim)).
     public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int = 128, trainable: Bool = true,
-                engine: EngineConfig = EngineConfig(), workspace: Workspace = Workspace()) {
+                engine: EngineConfig = EngineConfig(), workspace: Workspace = Workspace(), hidden: Int? = nil,
+                predictor: Bool = false) {
         self.architecture = architecture; self.head = head; self.inChannels = inChannels; self.dim = dim
         self.workspace = workspace
         self.engine = engine
@@ -66,20 +80,32 @@ public final class Encoder {
         }
         self.blocks = blocks
         let d = architecture.featureDim
+        let width = hidden ?? 4 * d
         switch head {
         case .linear:
-            fc = Linear("fc", params: params, inFeatures: d, outFeatures: dim, threads: T); fc0 = nil; fc2 = nil
+            fc = Linear("fc", params: params, inFeatures: d, outFeatures: dim, threads: T); fc0 = nil; fc2 = nil; projector = nil
         case .mlp:
-            fc = nil
+            fc = nil; projector = nil
             fc0 = Linear("fc.0", params: params, inFeatures: d, outFeatures: d, threads: T)
             fc2 = Linear("fc.2", params: params, inFeatures: d, outFeatures: dim, threads: T)
+        case .mlpBN:
+            fc = nil; fc0 = nil; fc2 = nil
+            projector = BNMLP(prefix: "fc", params: params, buffers: buffers, inFeatures: d, hidden: width, outFeatures: dim,
+                              lastBN: true, threads: T)
         }
+        self.predictor = predictor
+            ? BNMLP(prefix: "predictor", params: params, buffers: buffers, inFeatures: dim, hidden: width, outFeatures: dim,
+                    lastBN: false, threads: T)
+            : nil
         headReLU = ReLU(threads: T)
+        linears = [fc, fc0, fc2].compactMap { $0 } + (projector?.linears ?? []) + (self.predictor?.linears ?? [])
+        headBatchNorms = (projector?.batchNorms ?? []) + (self.predictor?.batchNorms ?? [])
         batchNorms = [bn1] + blocks.flatMap(\.batchNorms)
         convs = [conv1] + blocks.flatMap(\.convs)
         params.finalize()
         buffers.finalize()
         for bn in batchNorms { bn.resetParameters() }
+        for bn in headBatchNorms { bn.resetParameters() }
     }
 
     public var featureDim: Int { architecture.featureDim }
@@ -87,7 +113,10 @@ public final class Encoder {
     /// Number of contiguous sample chunks each BatchNorm normalises separately (split BN).
     public var bnSplits: Int {
         get { bn1.splits }
-        set { for bn in batchNorms { bn.splits = newValue } }
+        set {
+            for bn in batchNorms { bn.splits = newValue }
+            for bn in headBatchNorms { bn.splits = newValue }
+        }
     }
 
     /// Synchronised-BN reducer for every BatchNorm (nil: local statistics).
@@ -159,13 +188,17 @@ public final class Encoder {
         fc0?.plan(batch: n, backward: backward)
         headReLU.plan(count: n * featureDim, backward: backward)
         fc2?.plan(batch: n, backward: backward)
+        projector?.plan(batch: n, backward: backward)
+        predictor?.plan(batch: n, backward: backward)
         batch = n; height = h; width = w; plannedBackward = backward; mapSize = (ch, cw)
     }
 
     /// Pooled backbone features [N, d] of the last forward.
     public var features: UnsafeMutablePointer<Float> { pool.y.ptr }
-    /// Head output [N, dim] of the last forward (not normalised).
-    public var projection: UnsafeMutablePointer<Float> { (fc ?? fc2!).y.ptr }
+    /// Head output [N, dim] of the last forward (not normalised): the predictor's when there is one.
+    public var projection: UnsafeMutablePointer<Float> {
+        predictor?.y ?? projector?.y ?? (fc ?? fc2!).y.ptr
+    }
 
     /// images: [N, C, H, W] -> features [N, d], projection [N, dim]
     public func forward(_ images: UnsafePointer<Float>, training: Bool, withHead: Bool = true) {
@@ -180,11 +213,13 @@ public final class Encoder {
         }
         pool.forward(x)
         guard withHead else { return }
-        if let fc { fc.forward(pool.y.ptr) } else {
+        if let projector { projector.forward(pool.y.ptr, training: training) }
+        else if let fc { fc.forward(pool.y.ptr) } else {
             fc0!.forward(pool.y.ptr)
             headReLU.forward(fc0!.y.ptr)
             fc2!.forward(headReLU.y.ptr)
         }
+        if let predictor { predictor.forward(projector?.y ?? (fc ?? fc2!).y.ptr, training: training) }
     }
 
     /// dProjection: [N, dim] -> gradients of every parameter in `params.grads`.
@@ -194,7 +229,14 @@ public final class Encoder {
     public func backward(_ dProjection: UnsafePointer<Float>, onGradientsReady: ((Int) -> Void)? = nil) {
         precondition(plannedBackward, "backward on an encoder planned without backward")
         let dFeatures: UnsafeMutablePointer<Float>
-        if let fc {
+        var dProjection = dProjection
+        if let predictor {
+            predictor.backward(dProjection)
+            dProjection = UnsafePointer(predictor.dX)
+        }
+        if let projector {
+            projector.backward(dProjection); dFeatures = projector.dX
+        } else if let fc {
             fc.backward(dProjection); dFeatures = fc.dX.ptr
         } else {
             fc2!.backward(dProjection)
@@ -217,7 +259,9 @@ public final class Encoder {
     }
 
     /// Offset in `params` where the head's parameters start.
-    public var headOffset: Int { (fc ?? fc0!).weightOffset }
+    public var headOffset: Int { projector?.firstOffset ?? (fc ?? fc0!).weightOffset }
+    /// Parameters before the predictor's (all of them without a predictor).
+    public var encoderParameterCount: Int { predictor?.firstOffset ?? params.count }
     /// Offset in `params` where each block's parameters start.
     public var blockOffsets: [Int] { blocks.map { $0.conv1.weightOffset } }
 }

@@ -19,6 +19,18 @@ let gatherChecks: [Check] = [
             ?? compare(strings, (0..<p).map { Array(String(repeating: "rank-\($0);", count: $0).utf8) }, "bytes ")
             ?? compare(floats, (0..<p).flatMap { [Float($0), Float(-$0)] }, "floats ")
     },
+    Check(name: "reduce-scatter") { comm in
+        // Rank r sends block b filled with r·100 + b·10 + k; rank r receives block r summed over ranks.
+        let p = comm.size, r = comm.rank, n = 3
+        let send = (0..<p * n).map { Float(r * 100 + ($0 / n) * 10 + $0 % n) }
+        var recv = [Float](repeating: -1, count: n + 2)                     // 2 floats of slack must stay -1
+        try send.withUnsafeBufferPointer { s in
+            try recv.withUnsafeMutableBufferPointer { try comm.reduceScatter(s.baseAddress!, count: n, into: $0.baseAddress!, op: .sum) }
+        }
+        let ranksSum = Float(100 * p * (p - 1) / 2)
+        let want: [Float] = (0..<n).map { ranksSum + Float(p * (r * 10 + $0)) } + [-1, -1]
+        return compare(recv, want)
+    },
     Check(name: "allgatherv-unequal") { comm in
         let p = comm.size, r = comm.rank
         let counts = (0..<p).map { ($0 * 3 + 1) % 5 }                   // 1, 4, 2, 0, ...: includes an empty rank

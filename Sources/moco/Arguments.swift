@@ -12,6 +12,9 @@ extension ConvAlgorithm: ExpressibleByArgument {}
 extension InitScheme: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension TrainConfig.Preset: ExpressibleByArgument {}
+extension Mechanism: ExpressibleByArgument {}
+extension ContrastLoss: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
 
 extension LRSchedule: ExpressibleByArgument {
     /// `cosine`, or `step:E1,E2,...` (x0.1 at each milestone epoch).

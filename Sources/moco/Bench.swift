@@ -55,7 +55,10 @@ struct Bench: ParsableCommand {
 
     struct Step: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "The full MoCo training step on synthetic data (also under mpirun): images/s, GFLOP/s, phases, memory.")
+            abstract: "The full training step of a mechanism on synthetic data (also under mpirun): images/s, GFLOP/s, phases, memory.")
+        @Option(help: "moco, memory-bank, end-to-end or moco-v3 (the moco-v3 preset's step).") var mechanism: Mechanism = .moco
+        @Option(help: "infonce or nce (moco, memory-bank).") var loss: ContrastLoss = .infonce
+        @Option(help: "Memory bank rows (the dataset size).") var bankSize = 60_000
         @Option(help: "resnet20 (1x28x28) or resnet18 (3x32x32).") var arch: Architecture = .resnet20
         @Option(help: "Global batch size.") var batchSize = 256
         @Option(help: "Queue size K.") var queueSize = 4096
@@ -71,19 +74,24 @@ struct Bench: ParsableCommand {
             Runtime.run { comm in
                 var c = StepBench.Config()
                 c.engine = try Runtime.engine(threads: threads, conv: conv)
+                // moco-v3 measures the preset's step (mlp-bn projector, predictor, LARS, no shuffle).
+                if mechanism == .mocoV3 { c.moco = TrainConfig.preset(.mocoV3).moco }
                 c.moco.architecture = arch
                 if arch == .resnet18 { c.channels = 3; c.height = 32; c.width = 32 }
                 c.batchSize = batchSize; c.moco.queueSize = queueSize; c.moco.bnSplits = bnSplits
                 c.warmup = warmup; c.steps = steps; c.moco.symmetric = symmetric
+                c.moco.mechanism = mechanism; c.moco.loss = loss; c.datasetCount = bankSize
+                guard bankSize >= batchSize else { throw ValidationError("--bank-size must be at least the batch") }
+                guard !(mechanism == .endToEnd && loss == .nce) else { throw ValidationError("--loss nce needs moco or memory-bank") }
                 guard steps > 0, warmup >= 0 else { throw ValidationError("--steps must be positive") }
                 let r = try comm.agreeing { try StepBench.run(c, comm: comm) }
                 if json {
                     let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
                     say(comm, String(decoding: try enc.encode(r), as: UTF8.self))
                 } else {
-                    say(comm, String(format: "%@ global batch %d, %d rank(s) x %d thread(s), conv %@: %.1f img/s (median step %.1f ms)",
-                                     r.arch, r.batch, r.world, r.threads, r.conv, r.images_per_s, r.step_ms_median))
-                    say(comm, String(format: "model %.1f GFLOP/s (4 x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s; %.0f%% of it",
+                    say(comm, String(format: "%@ %@ global batch %d, %d rank(s) x %d thread(s), conv %@: %.1f img/s (median step %.1f ms)",
+                                     r.mechanism, r.arch, r.batch, r.world, r.threads, r.conv, r.images_per_s, r.step_ms_median))
+                    say(comm, String(format: "model %.1f GFLOP/s (passes x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s; %.0f%% of it",
                                      r.gflops, r.forward_mflop_per_image, r.sgemm_peak_gflops, 100 * r.fraction_of_sgemm_peak))
                     for (k, v) in r.phases_ms.sorted(by: { $0.key < $1.key }) { say(comm, String(format: "  %-30@ %8.2f ms", k, v)) }
                     say(comm, String(format: "peak RSS %.0f MB per rank", r.peak_rss_mb))

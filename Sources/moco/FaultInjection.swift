@@ -8,7 +8,8 @@ struct FaultInjection: TrainingHooks {
     /// `MOCO_FAIL_AT=R:S`: rank R throws a local (not agreed) error just before global step S
     /// (1-based), so the other ranks are left inside that step's collectives and the job must abort.
     var failAt: (rank: Int, step: Int)?
-    /// `MOCO_PERTURB_QUEUE_AT=R:S`: rank R changes one entry of its queue after global step S, so
+    /// `MOCO_PERTURB_QUEUE_AT=R:S`: rank R changes one entry of its shared state (the queue, or the
+    /// memory bank, or a weight) after global step S, so
     /// `--check-consistency` must catch the divergence.
     var perturbQueueAt: (rank: Int, step: Int)?
 
@@ -24,15 +25,15 @@ struct FaultInjection: TrainingHooks {
         return FaultInjection(failAt: try parse("MOCO_FAIL_AT"), perturbQueueAt: try parse("MOCO_PERTURB_QUEUE_AT"))
     }
 
-    func beforeStep(_ step: Int, model: MoCoModel) throws {
+    func beforeStep(_ step: Int, model: ContrastiveMethod) throws {
         if let f = failAt, f.rank == model.comm.rank, f.step == step {
             throw ConfigError("injected failure (MOCO_FAIL_AT) on rank \(model.comm.rank) at step \(step)")
         }
     }
 
-    func afterStep(_ step: Int, model: MoCoModel) {
+    func afterStep(_ step: Int, model: ContrastiveMethod) {
         if let p = perturbQueueAt, p.rank == model.comm.rank, p.step == step {
-            model.queue.keys.ptr[0] += 1e-3
+            model.perturbSharedState()
         }
     }
 }

@@ -7,7 +7,7 @@ import MoCoOptim
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train MoCo (v1 or v2) on Fashion-MNIST, MNIST, CIFAR-10 or the built-in synthetic set.",
+        abstract: "Train MoCo (v1 or v2), InstDisc's memory bank or end-to-end on Fashion-MNIST, MNIST, CIFAR-10 or the built-in synthetic set.",
         discussion: "A preset sets every hyperparameter; any flag given overrides it. The effective configuration is printed and saved as OUT/config.json.")
 
     @Option(help: "Hyperparameter preset.") var preset: TrainConfig.Preset = .mocoV2
@@ -18,12 +18,18 @@ struct Train: ParsableCommand {
     @Option(help: "SGD momentum.") var momentum: Float?
     @Option(help: "lr schedule: cosine, or step:E1,E2 (x0.1 at each milestone epoch).") var schedule: LRSchedule?
     @Option(help: "Linear warm-up epochs.") var warmupEpochs: Double?
-    @Option(help: "Queue size K (number of negative keys).") var queueSize: Int?
+    @Option(help: "Where the negatives come from: moco (momentum encoder + queue), memory-bank (InstDisc), end-to-end (the batch's keys, gradients through them), moco-v3 (the batch's momentum keys, predictor).") var mechanism: Mechanism?
+    @Option(help: "Contrastive loss: infonce, or nce (InstDisc's NCE with fixed Z; moco and memory-bank).") var loss: ContrastLoss?
+    @Option(help: "Optimizer: sgd, or lars (MoCo v3; for large global batches).") var optimizer: OptimizerKind?
+    @Flag(help: "Raise the key momentum from --moco-m to 1 by a half cosine over the run (MoCo v3).") var mocoMCos = false
+    @Option(help: "Hidden width of the mlp-bn projector and the moco-v3 predictor.") var mlpDim: Int?
+    @Option(help: "Memory-bank momentum m_b of v <- normalize(m_b v + (1 - m_b) f).") var bankMomentum: Float?
+    @Option(help: "K, the negatives per query: queue size (moco) or bank samples per query (memory-bank).") var queueSize: Int?
     @Option(help: "Key encoder momentum m.") var mocoM: Float?
     @Option(help: "Softmax temperature T.") var mocoT: Float?
     @Option(help: "Feature dimension of the projection.") var mocoDim: Int?
     @Option(help: "Encoder.") var arch: Architecture?
-    @Option(help: "Projection head: mlp (v2) or linear (v1).") var head: HeadKind?
+    @Option(help: "Projection head: mlp (v2), linear (v1) or mlp-bn (v3's projector).") var head: HeadKind?
     @Option(help: "Initial convolution weights: torchvision's Kaiming-normal fan_out, or PyTorch's nn.Conv2d default U(±1/sqrt(fan_in)) (docs/training.md).") var `init`: InitScheme?
     @Flag(help: "Symmetrised loss ctr(q1,k2) + ctr(q2,k1) (MoCo CIFAR demo, MoCo v3).") var symmetric = false
     @Option(help: "BatchNorm splits per rank: statistics over S sub-batches (default 8 on one process, 1 per rank under mpirun).") var bnSplits: Int?
@@ -60,6 +66,12 @@ struct Train: ParsableCommand {
         if let momentum { c.moco.sgdMomentum = momentum }
         if let schedule { c.schedule = schedule }
         if let warmupEpochs { c.warmupEpochs = warmupEpochs }
+        if let mechanism { c.moco.mechanism = mechanism }
+        if let loss { c.moco.loss = loss }
+        if let bankMomentum { c.moco.bankMomentum = bankMomentum }
+        if let optimizer { c.moco.optimizer = optimizer }
+        if mocoMCos { c.moco.momentumCosine = true }
+        if let mlpDim { c.moco.mlpDim = mlpDim }
         if let queueSize { c.moco.queueSize = queueSize }
         if let mocoM { c.moco.momentum = mocoM }
         if let mocoT { c.moco.temperature = mocoT }

@@ -78,11 +78,34 @@ final class CLITests: XCTestCase {
         let r = try moco(["train", "--help"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let help = r.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
-        for values in ["(values: moco-v2, moco-v1", "(values: resnet20, resnet18)", "(values: linear, mlp)",
+        for values in ["(values: moco-v2, moco-v1, instdisc, moco-v3;", "(values: moco, memory-bank, end-to-end, moco-v3)", "(values: sgd, lars)", "(values: infonce, nce)",
+                       "(values: resnet20, resnet18)", "(values: linear, mlp, mlp-bn)",
                        "(values: fashion-mnist, mnist, cifar10, synthetic)", "(values: im2col, winograd2, winograd4)",
                        "(values: cosine, step:E1,E2)"] {
             XCTAssertTrue(help.contains(values), "\(values) in:\n\(r.stdout)")
         }
+    }
+
+    /// `--preset instdisc` is the memory bank with NCE; a mechanism is recorded in the
+    /// configuration, and a combination without meaning is refused by name.
+    func testMechanismFlags() throws {
+        let inst = try moco(["train", "--preset", "instdisc", "--data", "synthetic", "--out", tmp.appendingPathComponent("i").path, "--dry-run"])
+        XCTAssertEqual(inst.status, 0, inst.stderr)
+        for field in ["\"mechanism\" : \"memory-bank\"", "\"loss\" : \"nce\"", "\"bankMomentum\" : 0.5", "\"head\" : \"linear\""] {
+            XCTAssertTrue(inst.stdout.contains(field), "\(field) in\n\(inst.stdout)")
+        }
+        let v3 = try moco(["train", "--preset", "moco-v3", "--data", "synthetic", "--out", tmp.appendingPathComponent("v3").path, "--dry-run"])
+        XCTAssertEqual(v3.status, 0, v3.stderr)
+        for field in ["\"mechanism\" : \"moco-v3\"", "\"optimizer\" : \"lars\"", "\"momentumCosine\" : true", "\"head\" : \"mlp-bn\""] {
+            XCTAssertTrue(v3.stdout.contains(field), "\(field) in\n\(v3.stdout)")
+        }
+        let bad = try moco(["train", "--mechanism", "end-to-end", "--loss", "nce", "--data", "synthetic",
+                            "--out", tmp.appendingPathComponent("b").path, "--dry-run"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--loss nce needs a fixed noise distribution"), bad.stderr)
+        let typo = try moco(["train", "--mechanism", "memorybank", "--dry-run"])
+        XCTAssertNotEqual(typo.status, 0)
+        XCTAssertTrue(typo.stderr.contains("memory-bank"), typo.stderr)
     }
 
     /// The convolution algorithm: recorded in the configuration; a misspelt MOCO_CONV is an

@@ -13,6 +13,11 @@ public enum ReferenceFiles {
         root.appendingPathComponent("Tests/MoCoTests/Resources/moco_step_resnet20.safetensors").path
     }
 
+    /// A committed test resource by file name (Tests/MoCoTests/Resources).
+    public static func resource(_ name: String) -> String {
+        root.appendingPathComponent("Tests/MoCoTests/Resources/\(name)").path
+    }
+
     /// The committed short training trajectory (`scripts/pytorch_trajectory.py export`).
     public static var committedTrajectory: String {
         root.appendingPathComponent("Tests/MoCoTests/Resources/trajectory_short.safetensors").path

@@ -1,0 +1,47 @@
+import XCTest
+import Foundation
+import MoCoTestSupport
+
+/// The memory bank (with NCE), end-to-end and MoCo v3 under mpirun (issue 11): W ranks compute what one
+/// process with `--bn-splits W` computes, the bank and Z stay identical on every rank, and a
+/// rank whose bank diverges is caught. Same tiny configuration and tolerances as the MoCo tests.
+extension DistributedTrainingTests {
+    static let mechanisms: [(name: String, args: [String], required: [String])] = [
+        ("memory-bank", ["--mechanism", "memory-bank", "--loss", "nce"],
+         ["memory_bank", "nce_z", "encoder_q.conv1.weight", "optimizer.momentum_buffer.conv1.weight"]),
+        ("end-to-end", ["--mechanism", "end-to-end"],
+         ["encoder_q.conv1.weight", "encoder_q.fc.2.weight", "optimizer.momentum_buffer.conv1.weight"]),
+        ("moco-v3", ["--preset", "moco-v3"],
+         ["encoder_q.fc.3.weight", "encoder_q.predictor.3.weight", "encoder_k.fc.3.weight", "encoder_k.conv1.weight",
+          "optimizer.momentum_buffer.predictor.0.weight"]),
+    ]
+
+    func testMechanismsOnTwoAndFourRanksMatchOneProcess() throws {
+        for m in Self.mechanisms {
+            // One step: every tensor, including the bank, Z and SGD's momentum (= the gradient).
+            let one = Self.exact + m.args + ["--epochs", "1", "--train-subset", "16", "--check-consistency", "1"]
+            _ = try train(ranks: nil, one + ["--bn-splits", "2", "--out", out("\(m.name)-single")])
+            _ = try train(ranks: 2, one + ["--out", out("\(m.name)-mpi")])
+            try assertSameStep(out("\(m.name)-single") + "/checkpoint_0001.safetensors",
+                               out("\(m.name)-mpi") + "/checkpoint_0001.safetensors",
+                               "\(m.name): 2 ranks vs 1 process with --bn-splits 2, 1 step", required: m.required)
+            // Four steps on 4 ranks, consistency checked after each: the losses of 1 process.
+            let four = Self.exact + m.args + ["--epochs", "1", "--check-consistency", "1"]
+            _ = try train(ranks: nil, four + ["--bn-splits", "4", "--out", out("\(m.name)-single4")])
+            let r = try train(ranks: 4, four + ["--out", out("\(m.name)-mpi4")])
+            XCTAssertTrue(r.stdout.contains("done: 1 epochs, 4 steps"), r.stdout)
+            try assertSameLosses(out("\(m.name)-single4"), out("\(m.name)-mpi4"), count: 4)
+        }
+    }
+
+    /// A bank changed on rank 1 after step 2 is caught at that step by `--check-consistency`.
+    func testDivergentMemoryBankIsCaught() throws {
+        let bad = try train(ranks: 2, Self.tiny + ["--mechanism", "memory-bank", "--epochs", "1", "--check-consistency", "1",
+                                                   "--out", out("bank-bad")],
+                            env: ["MOCO_PERTURB_QUEUE_AT": "1:2"], expectSuccess: false)
+        XCTAssertNotEqual(bad.status, 0, bad.stdout)
+        XCTAssertTrue(bad.stderr.contains("consistency check failed at step 2: memory bank"), bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("rank(s) 1 differ from rank 0"), bad.stderr)
+        XCTAssertFalse(bad.stderr.contains("MPI_ABORT"), bad.stderr)
+    }
+}
