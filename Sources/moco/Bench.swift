@@ -56,8 +56,9 @@ struct Bench: ParsableCommand {
     struct Step: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "The full training step of a mechanism on synthetic data (also under mpirun): images/s, GFLOP/s, phases, memory.")
-        @Option(help: "moco, memory-bank, end-to-end or moco-v3 (the moco-v3 preset's step).") var mechanism: Mechanism = .moco
-        @Option(help: "infonce or nce (moco, memory-bank).") var loss: ContrastLoss = .infonce
+        @Option(help: "moco, memory-bank, end-to-end or moco-v3 (the moco-v3 preset's step).") var mechanism: Mechanism?
+        @Option(help: "Take the step's settings (head, loss, optimizer, mechanism, ...) from a training preset.") var preset: TrainConfig.Preset?
+        @Option(help: "infonce or nce (moco, memory-bank).") var loss: ContrastLoss?
         @Option(help: "Memory bank rows (the dataset size).") var bankSize = 60_000
         @Option(help: "resnet20 (1x28x28) or resnet18 (3x32x32).") var arch: Architecture = .resnet20
         @Option(help: "Global batch size.") var batchSize = 256
@@ -74,13 +75,17 @@ struct Bench: ParsableCommand {
             Runtime.run { comm in
                 var c = StepBench.Config()
                 c.engine = try Runtime.engine(threads: threads, conv: conv)
-                // moco-v3 measures the preset's step (mlp-bn projector, predictor, LARS, no shuffle).
-                if mechanism == .mocoV3 { c.moco = TrainConfig.preset(.mocoV3).moco }
+                // A preset's step; moco-v3 alone means its preset's (mlp-bn projector, predictor, LARS).
+                if let preset { c.moco = TrainConfig.preset(preset).moco }
+                else if mechanism == .mocoV3 { c.moco = TrainConfig.preset(.mocoV3).moco }
+                let mechanism = mechanism ?? c.moco.mechanism
                 c.moco.architecture = arch
                 if arch == .resnet18 { c.channels = 3; c.height = 32; c.width = 32 }
                 c.batchSize = batchSize; c.moco.queueSize = queueSize; c.moco.bnSplits = bnSplits
                 c.warmup = warmup; c.steps = steps; c.moco.symmetric = symmetric
-                c.moco.mechanism = mechanism; c.moco.loss = loss; c.datasetCount = bankSize
+                c.moco.mechanism = mechanism; c.datasetCount = bankSize
+                if let loss { c.moco.loss = loss }
+                let loss = c.moco.loss
                 guard bankSize >= batchSize else { throw ValidationError("--bank-size must be at least the batch") }
                 guard !(mechanism == .endToEnd && loss == .nce) else { throw ValidationError("--loss nce needs moco or memory-bank") }
                 guard steps > 0, warmup >= 0 else { throw ValidationError("--steps must be positive") }
