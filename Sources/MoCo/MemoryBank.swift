@@ -46,6 +46,8 @@ public final class MemoryBank {
     public struct Grouping {
         public private(set) var start: [Int32] = []
         public private(set) var slots: [Int32] = []
+        /// Next free slot of each row while filling (kept to avoid a per-step allocation).
+        private var cursor: [Int32] = []
 
         /// positives: [n], negatives: [n, K] -> the grouping (a counting sort by row)
         public mutating func build(positives: UnsafePointer<Int32>, negatives: UnsafePointer<Int32>, rows n: Int,
@@ -53,16 +55,20 @@ public final class MemoryBank {
             let total = n * (1 + K)
             if start.count != N + 1 { start = .init(repeating: 0, count: N + 1) }
             if slots.count != total { slots = .init(repeating: 0, count: total) }
+            if cursor.count != N { cursor = .init(repeating: 0, count: N) }
             start.withUnsafeMutableBufferPointer { st in
                 slots.withUnsafeMutableBufferPointer { sl in
-                    let st = st.baseAddress!, sl = sl.baseAddress!
-                    st.update(repeating: 0, count: N + 1)
-                    func row(_ e: Int) -> Int { let i = e / (1 + K), j = e % (1 + K); return Int(j == 0 ? positives[i] : negatives[i * K + j - 1]) }
-                    for e in 0..<total { st[row(e) + 1] += 1 }
-                    for r in 0..<N { st[r + 1] += st[r] }
-                    var fill = [Int32](repeating: 0, count: N)
-                    fill.withUnsafeMutableBufferPointer { f in
-                        for e in 0..<total { let r = row(e); sl[Int(st[r] + f[r])] = Int32(e); f[r] += 1 }
+                    cursor.withUnsafeMutableBufferPointer { cu in
+                        let st = st.baseAddress!, sl = sl.baseAddress!, cu = cu.baseAddress!
+                        st.update(repeating: 0, count: N + 1)
+                        func row(_ e: Int) -> Int {
+                            let i = e / (1 + K), j = e % (1 + K)
+                            return Int(j == 0 ? positives[i] : negatives[i * K + j - 1])
+                        }
+                        for e in 0..<total { st[row(e) + 1] += 1 }
+                        for r in 0..<N { st[r + 1] += st[r] }
+                        cu.update(from: st, count: N)
+                        for e in 0..<total { let r = row(e); sl[Int(cu[r])] = Int32(e); cu[r] += 1 }
                     }
                 }
             }

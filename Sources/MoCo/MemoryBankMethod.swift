@@ -166,9 +166,8 @@ public final class MemoryBankMethod: ContrastiveMethod {
 /// Z = N · mean(exp(s)) over the first global batch (Wu et al. 2018, eq. 5): the sums of every
 /// rank, so that all ranks fix the same Z.
 func estimateZ(_ nce: NCE, logits: UnsafePointer<Float>, rows: Int, columns: Int, comm: Communicator) throws {
-    var part = nce.partialZ(logits: logits, rows: rows, columns: columns)
+    let part = nce.partialZ(logits: logits, rows: rows, columns: columns)
     var sums = [part.sum, part.count]
     try sums.withUnsafeMutableBufferPointer { try comm.allreduce($0.baseAddress!, count: 2, op: .sum) }
-    part = (sums[0], sums[1])
-    nce.setZ(sum: part.sum, count: part.count)
+    nce.setZ(sum: sums[0], count: sums[1])
 }
