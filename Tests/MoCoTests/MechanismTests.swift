@@ -70,6 +70,36 @@ final class MechanismTests: XCTestCase {
         }
     }
 
+    /// `--mechanism moco --loss nce`: the first step fixes Z = N·mean(exp(s)) over that step's
+    /// logits [q·k, q·queue] / T, and the loss is NCE of those logits with the key as the data
+    /// sample and the queue as the K noise samples.
+    func testMoCoWithNCEUsesTheQueueAsNoise() throws {
+        var c = MoCoConfig()
+        c.loss = .nce; c.dim = 8; c.queueSize = 16; c.bnSplits = 2; c.temperature = 0.5
+        let m = MoCoModel(config: c, inChannels: 1, engine: EngineConfig(threads: 1, conv: .im2col), seed: 2,
+                          comm: SingleProcessCommunicator(), datasetCount: 100)
+        m.plan(localBatch: 4, channels: 1, height: 8, width: 8)
+        var rng = Xoshiro(seed: 3)
+        let a = FloatBuffer(count: 4 * 64), b = FloatBuffer(count: 4 * 64)
+        for i in 0..<a.count { a.ptr[i] = rng.normal(); b.ptr[i] = rng.normal() }
+        XCTAssertNil(m.nce!.z)
+        let r = try m.step(imQ: a.ptr, imK: b.ptr, perm: [1, 0, 3, 2], lr: 0.01)
+        let logits = m.infoNCE.logits.array
+        let meanExp = logits.map { exp(Double($0)) }.reduce(0, +) / Double(logits.count)
+        XCTAssertEqual(Double(m.nce!.z!), 100 * meanExp, accuracy: 1e-4 * 100 * meanExp)
+        let check = NCE(dataCount: 100)
+        check.z = m.nce!.z
+        var d = [Float](repeating: 0, count: logits.count)
+        let want = logits.withUnsafeBufferPointer { l in
+            d.withUnsafeMutableBufferPointer { check.forwardBackward(logits: l.baseAddress!, rows: 4, columns: 17, dLogits: $0.baseAddress!) }
+        }
+        XCTAssertEqual(r.loss, want.loss, accuracy: 1e-9 * abs(want.loss))
+        // Z stays fixed after the first step.
+        let z = m.nce!.z
+        _ = try m.step(imQ: b.ptr, imK: a.ptr, perm: [0, 1, 2, 3], lr: 0.01)
+        XCTAssertEqual(m.nce!.z, z)
+    }
+
     // MARK: - Memory bank
 
     func testBankInitialisationIsInstDiscs() {
