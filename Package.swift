@@ -23,6 +23,8 @@ let package = Package(
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CMPIShim", dependencies: ["CMPI"], path: "Sources/CMPIShim"),
+        // Async-signal-safe handlers for preemption (SIGTERM, SIGINT, SIGUSR1).
+        .target(name: "CSignals", path: "Sources/CSignals"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
@@ -34,13 +36,13 @@ let package = Package(
         .target(name: "MoCoData", dependencies: ["MoCoTensor", "CZlib"], swiftSettings: fast),
         .target(name: "MoCoComm", dependencies: ["CMPIShim"], swiftSettings: fast),
         .target(name: "MoCo",
-                dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm"],
+                dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm", "CZlib"],
                 swiftSettings: fast),
         // Benchmarks (`moco bench ...`): only the command-line programs depend on them.
         .target(name: "MoCoBench", dependencies: ["MoCo", "MoCoTensor", "MoCoLayers", "MoCoData", "MoCoComm", "CMPIShim"],
                 swiftSettings: fast),
         .executableTarget(name: "moco",
-                          dependencies: ["MoCo", "MoCoBench", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["MoCo", "MoCoBench", "CSignals", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: fast),
 
         // A small MPI program for the collective tests (run under mpirun by MoCoCommTests).

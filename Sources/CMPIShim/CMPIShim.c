@@ -38,3 +38,23 @@ int moco_error_string(int code, char *buffer, int capacity) {
     snprintf(buffer, (size_t)capacity, "%s", text);
     return MPI_SUCCESS;
 }
+
+int moco_isend_bytes(const void *buf, int count, int dest, int tag, MPI_Comm comm, MPI_Request *request) {
+    return MPI_Isend(buf, count, MPI_BYTE, dest, tag, comm, request);
+}
+
+int moco_irecv_bytes(void *buf, int count, int source, int tag, MPI_Comm comm, MPI_Request *request) {
+    return MPI_Irecv(buf, count, MPI_BYTE, source, tag, comm, request);
+}
+
+int moco_iprobe_any(int tag, MPI_Comm comm, int *flag, int *source, int *count) {
+    MPI_Status status;
+    int rc = MPI_Iprobe(MPI_ANY_SOURCE, tag, comm, flag, &status);
+    if (rc != MPI_SUCCESS || !*flag) return rc;
+    *source = status.MPI_SOURCE;
+    return MPI_Get_count(&status, MPI_BYTE, count);
+}
+
+int moco_recv_bytes(void *buf, int count, int source, int tag, MPI_Comm comm) {
+    return MPI_Recv(buf, count, MPI_BYTE, source, tag, comm, MPI_STATUS_IGNORE);
+}

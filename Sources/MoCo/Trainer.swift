@@ -16,6 +16,33 @@ public struct TrainSummary: Sendable {
     public var seconds = 0.0
 }
 
+/// The run stopped early because it was asked to (`StopRequests`, e.g. SIGTERM from a
+/// scheduler): every rank finished the same step, the checkpoint holds that position, and
+/// `--resume auto` continues exactly. Thrown on every rank together.
+public struct TrainingPreempted: Error, CustomStringConvertible {
+    /// The signal that asked for the stop.
+    public let signal: Int32
+    public let checkpoint: String
+    public let position: Checkpoint.Position
+    /// The exit status of a preempted run (EX_TEMPFAIL of sysexits.h: try again later).
+    public static let exitCode: Int32 = 75
+    public var description: String {
+        "stopped by signal \(signal) at \(position); saved \(checkpoint); continue with --resume auto"
+    }
+}
+
+/// Where a request to stop early comes from (the command line: SIGTERM, SIGINT, SIGUSR1).
+public protocol StopRequests {
+    /// A non-zero signal number once a stop was asked for on this rank.
+    func pending() -> Int32
+}
+
+/// No stop requests.
+public struct NoStopRequests: StopRequests {
+    public init() {}
+    public func pending() -> Int32 { 0 }
+}
+
 /// `moco train`: epochs over a seeded shuffle, the learning-rate schedule, progress and metrics,
 /// the kNN monitor, checkpoints and exact resume. Rank 0 writes every file; every rank runs the
 /// same collectives in the same order, and every failure is agreed on before the next one.
@@ -26,11 +53,12 @@ public final class Trainer {
     public let config: TrainConfig
     public let comm: Communicator
     let hooks: TrainingHooks
+    let stops: StopRequests
     let say: (String) -> Void
 
     public init(config: TrainConfig, comm: Communicator, hooks: TrainingHooks = NoTrainingHooks(),
-                say: @escaping (String) -> Void = { print($0) }) {
-        self.config = config; self.comm = comm; self.hooks = hooks; self.say = say
+                stops: StopRequests = NoStopRequests(), say: @escaping (String) -> Void = { print($0) }) {
+        self.config = config; self.comm = comm; self.hooks = hooks; self.stops = stops; self.say = say
     }
 
     var isRoot: Bool { comm.rank == 0 }
@@ -44,18 +72,19 @@ public final class Trainer {
         let extractor: FeatureExtractor
         /// Rank 0's metrics file (nil elsewhere).
         let metrics: MetricsLog?
-        let startEpoch: Int
+        /// Where this invocation starts (a mid-epoch position after a preempted run).
+        let start: Checkpoint.Position
         var globalStep: Int
         var summary = TrainSummary()
         var window = ProgressWindow()
         let clock = Stopwatch()
 
         init(model: ContrastiveMethod, train: Dataset, test: Dataset, sampler: EpochSampler, extractor: FeatureExtractor,
-             metrics: MetricsLog?, startEpoch: Int, globalStep: Int) {
+             metrics: MetricsLog?, start: Checkpoint.Position, globalStep: Int) {
             self.model = model; self.train = train; self.test = test; self.sampler = sampler
             self.extractor = extractor; self.metrics = metrics
-            self.startEpoch = startEpoch; self.globalStep = globalStep
-            summary.epochsDone = startEpoch
+            self.start = start; self.globalStep = globalStep
+            summary.epochsDone = start.epoch
         }
     }
 
@@ -67,19 +96,24 @@ public final class Trainer {
     }
 
     /// - Parameters:
-    ///   - resume: a checkpoint path, or "auto" for the newest in `config.out`.
+    ///   - resume: a checkpoint path, or "auto" for the newest intact one in `config.out` (a new
+    ///     run when there is none).
     ///   - stopAfter: end after this many completed epochs (as an interrupted run would),
     ///     keeping the schedule of the full `config.epochs`.
+    /// - Throws: `TrainingPreempted` on every rank after a stop request, once its checkpoint is saved.
     public func run(resume: String? = nil, stopAfter: Int? = nil) throws -> TrainSummary {
         let c = config
         let endEpoch = min(c.epochs, stopAfter ?? c.epochs)
         let run = try start(resume: resume)
         let loader = try TwoCropLoader(dataset: run.train, sampler: run.sampler, config: c.augment, seed: c.seed,
-                                       rank: comm.rank, worldSize: comm.size, startEpoch: run.startEpoch, startStep: 0,
-                                       endEpoch: endEpoch)
+                                       rank: comm.rank, worldSize: comm.size, startEpoch: run.start.epoch,
+                                       startStep: run.start.stepInEpoch, endEpoch: endEpoch)
         defer { loader.stop() }
-        for epoch in run.startEpoch..<endEpoch {
-            try trainEpoch(epoch, run: run, loader: loader)
+        for epoch in run.start.epoch..<endEpoch {
+            let first = epoch == run.start.epoch ? run.start.stepInEpoch : 0
+            if let signal = try trainEpoch(epoch, from: first, run: run, loader: loader) {
+                try savePreempted(signal: signal, run: run)
+            }
             try evaluateAndSave(afterEpoch: epoch + 1, isLast: epoch + 1 == endEpoch, run: run)
         }
         run.summary.seconds = run.clock.elapsed
@@ -107,8 +141,8 @@ public final class Trainer {
         let sampler = EpochSampler(datasetCount: train.count, globalBatch: c.batchSize, seed: c.seed)
 
         let metrics = try comm.agreeing { isRoot ? try prepareOutput(resuming: resume != nil) : nil }
-        var position = (epoch: 0, step: 0)
-        if let resume { position = try restore(resume, into: model) }
+        var position = (at: Checkpoint.Position(epoch: 0), step: 0)
+        if let resume, let restored = try restore(resume, into: model) { position = restored }
         try comm.agree(isRoot ? Result { try writeConfig() }.error : nil)
 
         log("moco train: \(c.preset), \(c.moco.architecture.rawValue) + \(c.moco.head.rawValue) head on \(train.name) "
@@ -122,26 +156,26 @@ public final class Trainer {
                                          dim: c.moco.dim, height: train.height, width: train.width, engine: c.engine,
                                          hidden: c.moco.mlpDim)
         return Run(model: model, train: train, test: test, sampler: sampler, extractor: extractor, metrics: metrics,
-                   startEpoch: position.epoch, globalStep: position.step)
+                   start: position.at, globalStep: position.step)
     }
 
-    /// Restores `path` ("auto": the newest checkpoint in `config.out`) into `model`: rank 0
-    /// reads the file, every rank validates and restores the same bytes.
-    /// -> the completed epochs and global steps of the checkpoint.
-    func restore(_ path: String, into model: ContrastiveMethod) throws -> (epoch: Int, step: Int) {
+    /// Restores `path` ("auto": the newest intact checkpoint in `config.out`) into `model`: rank 0
+    /// reads and verifies the file, every rank validates and restores the same bytes.
+    /// -> the checkpoint's position and global steps, or nil for "auto" in a folder without
+    /// checkpoints (a new run).
+    func restore(_ path: String, into model: ContrastiveMethod) throws -> (at: Checkpoint.Position, step: Int)? {
         let c = config
-        let bytes = try comm.agreeing { () -> [UInt8] in
-            guard isRoot else { return [] }
-            let file = path == "auto" ? Checkpoint.latest(in: c.out) : path
-            guard let file else { throw ConfigError("--resume auto: no checkpoint_*.safetensors in \(c.out)") }
-            log("resuming from \(file)")
-            guard let data = FileManager.default.contents(atPath: file) else { throw ConfigError("cannot read checkpoint \(file)") }
-            return [UInt8](data)
+        let chosen = try comm.agreeing { () -> (bytes: [UInt8], path: String)? in
+            guard isRoot else { return nil }
+            return try path == "auto" ? newestIntactCheckpoint() : Trainer.readCheckpoint(path)
         }
-        let all = try comm.broadcast(bytes: bytes, root: 0)
+        // Every rank learns whether there is anything to restore.
+        let found = try comm.allreduce(Int64(chosen == nil ? 0 : 1), op: .max) != 0
+        guard found else { return nil }
+        let all = try comm.broadcast(bytes: chosen?.bytes ?? [], root: 0)
+        let name = try comm.broadcast(string: chosen?.path ?? "", root: 0)
         let info = try comm.agreeing { () -> Checkpoint.Info in
-            let f = try SafeTensorsFile(bytes: all, path: path)
-            let info = try Checkpoint.info(f)
+            let (f, info) = try Checkpoint.open(bytes: all, path: name)
             let mismatches = c.resumeMismatches(info.config)
             if !mismatches.isEmpty {
                 throw ConfigError("checkpoint does not match this configuration: " + mismatches.joined(separator: "; "))
@@ -156,18 +190,56 @@ public final class Trainer {
             try Checkpoint.restore(f, into: model)
             return info
         }
-        log("resumed at epoch \(info.epoch) (step \(info.step))")
-        return (info.epoch, info.step)
+        log("resumed from \(name) at \(info.position) (step \(info.step))"
+            + (info.verified ? "" : "; it has no checksum (written before checksums existed), so it was not verified"))
+        return (info.position, info.step)
+    }
+
+    /// Reads and verifies one checkpoint (rank 0), or throws what is wrong with it.
+    static func readCheckpoint(_ path: String) throws -> (bytes: [UInt8], path: String) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("cannot read checkpoint \(path)" + (FileManager.default.fileExists(atPath: path) ? "" : ": no such file"))
+        }
+        let bytes = [UInt8](data)
+        do { _ = try Checkpoint.open(bytes: bytes, path: path) } catch {
+            throw ConfigError("cannot resume from \(path): \(error)")
+        }
+        return (bytes, path)
+    }
+
+    /// `--resume auto` (rank 0): the newest checkpoint in `config.out` that verifies, saying
+    /// which ones were skipped and why; nil when the folder has none; an error when none is intact.
+    func newestIntactCheckpoint() throws -> (bytes: [UInt8], path: String)? {
+        let candidates = Checkpoint.list(in: config.out)
+        guard !candidates.isEmpty else {
+            log("--resume auto: no checkpoint in \(config.out); starting a new run")
+            return nil
+        }
+        var problems: [String] = []
+        for (path, _) in candidates {
+            do {
+                let found = try Trainer.readCheckpoint(path)
+                if !problems.isEmpty { log("--resume auto: falling back to \(path), the newest intact checkpoint") }
+                return found
+            } catch {
+                log("--resume auto: skipping \(path): \(error)")
+                problems.append("\(error)")
+            }
+        }
+        throw ConfigError("--resume auto: no intact checkpoint in \(config.out): " + problems.joined(separator: "; "))
     }
 
     // MARK: - One epoch
 
-    /// The steps of `epoch`: batches from the loader, the lr of the schedule at each step's
-    /// fractional epoch, the shuffle-BN permutation, progress lines and consistency checks.
-    func trainEpoch(_ epoch: Int, run: Run, loader: TwoCropLoader) throws {
+    /// The steps of `epoch` from `first`: batches from the loader, the lr of the schedule at each
+    /// step's fractional epoch, the shuffle-BN permutation, progress lines and consistency
+    /// checks. After each step the ranks agree on stop requests (one 8-byte allreduce).
+    /// -> the signal of an agreed stop request (the run stops after that step), or nil.
+    func trainEpoch(_ epoch: Int, from first: Int, run: Run, loader: TwoCropLoader) throws -> Int32? {
         let c = config, model = run.model
         let stepsPerEpoch = run.sampler.stepsPerEpoch
-        for step in 0..<stepsPerEpoch {
+        for step in first..<stepsPerEpoch {
+            comm.watchdog?.beat("epoch \(epoch + 1) step \(step + 1) (global step \(run.globalStep + 1))")
             try hooks.beforeStep(run.globalStep + 1, model: model)
             guard let batch = try loader.next() else { throw ConfigError("data loader ended early at epoch \(epoch) step \(step)") }
             precondition(batch.epoch == epoch && batch.step == step)
@@ -187,9 +259,29 @@ public final class Trainer {
             if c.checkConsistency > 0 && run.globalStep % c.checkConsistency == 0 {
                 try checkConsistency(model, step: run.globalStep)
             }
+            let signal = comm.size > 1 ? Int32(try comm.allreduce(Int64(stops.pending()), op: .max)) : stops.pending()
+            if signal != 0 {
+                run.summary.steps = run.globalStep
+                if step == stepsPerEpoch - 1 { run.summary.epochsDone = epoch + 1 }
+                stoppedAt = Checkpoint.Position(epoch: step == stepsPerEpoch - 1 ? epoch + 1 : epoch,
+                                                stepInEpoch: step == stepsPerEpoch - 1 ? 0 : step + 1)
+                return signal
+            }
         }
         run.summary.epochsDone = epoch + 1
         run.summary.steps = run.globalStep
+        return nil
+    }
+
+    /// The position of an agreed stop request (set by `trainEpoch`).
+    private var stoppedAt = Checkpoint.Position(epoch: 0)
+
+    /// After an agreed stop request: saves the position reached and throws `TrainingPreempted`.
+    func savePreempted(signal: Int32, run: Run) throws -> Never {
+        log("stop requested (signal \(signal)): saving at \(stoppedAt)")
+        let path = try save(at: stoppedAt, run: run)
+        run.metrics?.close()
+        throw TrainingPreempted(signal: signal, checkpoint: path, position: stoppedAt)
     }
 
     /// One progress line and metrics record: the window's loss and top-1 averaged over ranks. A
@@ -205,8 +297,8 @@ public final class Trainer {
         let remaining = Double((c.epochs - epoch) * stepsPerEpoch - step - 1) * Double(c.batchSize) / max(w.imagesPerSecond, 1e-9)
         log(String(format: "epoch %d/%d step %d/%d  loss %.4f  acc1 %.1f%%  lr %.5f  %.0f img/s  ETA %@",
                    epoch + 1, c.epochs, step + 1, stepsPerEpoch, w.loss, w.acc1, lr, w.imagesPerSecond, Trainer.duration(remaining)))
-        run.metrics?.write(["type": "train", "epoch": epoch, "step": run.globalStep, "loss": w.loss, "acc1": w.acc1, "lr": Double(lr),
-                            "images_per_s": w.imagesPerSecond, "elapsed_s": run.clock.elapsed])
+        try writeMetrics(["type": "train", "epoch": epoch, "step": run.globalStep, "loss": w.loss, "acc1": w.acc1, "lr": Double(lr),
+                          "images_per_s": w.imagesPerSecond, "elapsed_s": run.clock.elapsed], run: run)
         run.summary.lastLoss = w.loss
     }
 
@@ -228,6 +320,7 @@ public final class Trainer {
     func evaluateAndSave(afterEpoch epoch: Int, isLast: Bool, run: Run) throws {
         let c = config
         if c.knnEvery > 0 && (epoch % c.knnEvery == 0 || isLast) {
+            comm.watchdog?.beat("kNN evaluation after epoch \(epoch)")
             let knnClock = Stopwatch()
             let fx = run.extractor
             fx.encoder.copyState(from: run.model.query)
@@ -235,17 +328,32 @@ public final class Trainer {
                                                comm: comm, threads: c.engine.threads) { ds, idx in fx.features(ds, indices: idx) }
             run.summary.knn.append((epoch, top1, run.clock.elapsed))
             log(String(format: "epoch %d: kNN top-1 %.2f%% (k=%d, t=%.2f; %.1f s)", epoch, top1, c.knnK, c.knnT, knnClock.elapsed))
-            run.metrics?.write(["type": "knn", "epoch": epoch, "step": run.globalStep, "knn_top1": top1, "elapsed_s": run.clock.elapsed])
+            try writeMetrics(["type": "knn", "epoch": epoch, "step": run.globalStep, "knn_top1": top1, "elapsed_s": run.clock.elapsed], run: run)
             run.window.restart()
         }
         if (c.saveEvery > 0 && epoch % c.saveEvery == 0) || isLast {
-            let path = c.out + "/" + Checkpoint.fileName(epoch: epoch)
-            try comm.agree(isRoot ? Result {
-                try Checkpoint.serialize(model: run.model, config: c, epoch: epoch, step: run.globalStep).write(to: path)
-            }.error : nil)
-            run.summary.checkpoint = path
-            log("saved \(path)")
+            _ = try save(at: Checkpoint.Position(epoch: epoch), run: run)
         }
+    }
+
+    /// Writes the checkpoint of `position` (rank 0, atomically: the previous checkpoints stay
+    /// as they were if it fails), agreed on by every rank. -> its path.
+    func save(at position: Checkpoint.Position, run: Run) throws -> String {
+        let path = config.out + "/" + Checkpoint.fileName(position)
+        comm.watchdog?.beat("saving \(path)")
+        try comm.agree(isRoot ? Result {
+            let w = Checkpoint.serialize(model: run.model, config: config, position: position, step: run.globalStep)
+            try hooks.willWrite(w, to: path)
+            do { try w.write(to: path) } catch { throw ConfigError("checkpoint not saved (the previous ones are kept): \(error)") }
+        }.error : nil)
+        run.summary.checkpoint = path
+        log("saved \(path)")
+        return path
+    }
+
+    /// One metrics record (rank 0), agreed on: a failed write (a full disk) stops every rank.
+    func writeMetrics(_ fields: [String: Any], run: Run) throws {
+        try comm.agree(isRoot ? Result { try run.metrics?.write(fields) }.error : nil)
     }
 
     /// Compares checksums of the method's shared state (queue and pointer, or memory bank, and
@@ -279,6 +387,11 @@ public final class Trainer {
             if !resuming, Checkpoint.latest(in: config.out) != nil {
                 throw ConfigError("--out \(config.out) already holds checkpoints; pass --resume auto to continue that run, or choose another --out")
             }
+            for stale in Checkpoint.staleTemporaries(in: config.out) {
+                // A write a crash interrupted: never renamed to its final name, never read.
+                try? fm.removeItem(atPath: stale)
+                log("removed \(stale), left by an interrupted checkpoint write")
+            }
         } else {
             do { try fm.createDirectory(atPath: config.out, withIntermediateDirectories: true) }
             catch { throw ConfigError("cannot create --out \(config.out): \(error.localizedDescription)") }
@@ -287,7 +400,8 @@ public final class Trainer {
     }
 
     func writeConfig() throws {
-        try AtomicFile.write(Array((config.jsonString() + "\n").utf8), to: config.out + "/config.json")
+        do { try AtomicFile.write(Array((config.jsonString() + "\n").utf8), to: config.out + "/config.json") }
+        catch { throw ConfigError("cannot save the configuration: \(error)") }
     }
 
     static func duration(_ s: Double) -> String {

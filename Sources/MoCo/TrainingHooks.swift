@@ -1,3 +1,5 @@
+import SafeTensors
+
 /// Calls into the training loop from outside it: the command line installs its fault injection
 /// (`MOCO_FAIL_AT`, `MOCO_PERTURB_QUEUE_AT`, docs/distributed.md) through this, so tests can
 /// exercise a distributed run's failure paths without test code in the loop.
@@ -7,6 +9,8 @@ public protocol TrainingHooks {
     func beforeStep(_ step: Int, model: ContrastiveMethod) throws
     /// After global step `step` completed on this rank.
     func afterStep(_ step: Int, model: ContrastiveMethod)
+    /// Before rank 0 writes checkpoint `w` to `path`.
+    func willWrite(_ w: SafeTensorsWriter, to path: String) throws
 }
 
 /// No hooks: a normal run.
@@ -14,4 +18,5 @@ public struct NoTrainingHooks: TrainingHooks {
     public init() {}
     public func beforeStep(_ step: Int, model: ContrastiveMethod) throws {}
     public func afterStep(_ step: Int, model: ContrastiveMethod) {}
+    public func willWrite(_ w: SafeTensorsWriter, to path: String) throws {}
 }

@@ -76,6 +76,9 @@ public protocol Communicator: AnyObject {
     /// MPI_Barrier (MPI 3.1 §5.3): returns only after every rank has entered it.
     func barrier() throws
 
+    /// Ends the job when a collective (or, by its backstop, anything) stalls; nil: no timeout.
+    var watchdog: Watchdog? { get set }
+
     /// Prints `rank R: message` to stderr and terminates every rank (MPI_Abort on the world,
     /// MPI 3.1 §8.7), with `code` as the exit status where the launcher propagates it.
     func abort(_ message: String, code: Int32) -> Never

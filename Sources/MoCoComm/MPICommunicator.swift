@@ -18,6 +18,12 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     /// The duplicated world communicator all collectives use.
     let comm: MPI_Comm
+    /// A second duplicate, only for the watchdog's report after a timeout, so its messages
+    /// cannot match anything of a collective left pending on `comm`.
+    let watchComm: MPI_Comm
+    /// When set, every collective runs as its non-blocking form and is polled against
+    /// `watchdog.timeout` (`collectiveTimedOut`); nil: plain blocking calls.
+    public var watchdog: Watchdog?
     /// The same communicator for raw MPI calls next to the protocol's (`moco bench comm`
     /// compares the two on the same buffers); nothing else calls MPI outside this module.
     public var rawHandle: MPI_Comm { comm }
@@ -28,8 +34,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var shared: MPICommunicator?
 
-    private init(comm: MPI_Comm, rank: Int, size: Int, threadLevel: MPIThreadLevel, ownsMPI: Bool) {
+    private init(comm: MPI_Comm, watchComm: MPI_Comm, rank: Int, size: Int, threadLevel: MPIThreadLevel, ownsMPI: Bool) {
         self.comm = comm
+        self.watchComm = watchComm
         self.rank = rank
         self.size = size
         self.threadLevel = threadLevel
@@ -74,12 +81,16 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try checkMPI(MPI_Comm_dup(world, &dup), "MPI_Comm_dup")
         guard let comm = dup else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
         try checkMPI(MPI_Comm_set_errhandler(comm, moco_errors_return()), "MPI_Comm_set_errhandler")
+        var dup2: MPI_Comm? = nil
+        try checkMPI(MPI_Comm_dup(world, &dup2), "MPI_Comm_dup")
+        guard let watchComm = dup2 else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
+        try checkMPI(MPI_Comm_set_errhandler(watchComm, moco_errors_return()), "MPI_Comm_set_errhandler")
 
         var rank: Int32 = 0, size: Int32 = 0
         try checkMPI(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank")
         try checkMPI(MPI_Comm_size(comm, &size), "MPI_Comm_size")
 
-        let instance = MPICommunicator(comm: comm, rank: Int(rank), size: Int(size),
+        let instance = MPICommunicator(comm: comm, watchComm: watchComm, rank: Int(rank), size: Int(size),
                                        threadLevel: level, ownsMPI: ownsMPI)
         shared = instance
         return instance
@@ -94,6 +105,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         isFinalized = true
         var c: MPI_Comm? = comm
         _ = MPI_Comm_free(&c)
+        var w: MPI_Comm? = watchComm
+        _ = MPI_Comm_free(&w)
         if ownsMPI { _ = MPI_Finalize() }
     }
 
@@ -105,15 +118,96 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         if isFinalized { throw CommError.unavailable("\(call) after MPICommunicator.finalize()") }
     }
 
-    /// Runs one blocking MPI call, checks its return code and records it in `stats`.
+    /// Runs one collective, checks its return code and records it in `stats`: the blocking call,
+    /// or, with a watchdog, the non-blocking one (`start`, MPI 3.1 §5.12) polled to completion
+    /// against the timeout.
     @inline(__always)
-    private func run(_ kind: CollectiveKind, _ call: StaticString, bytes: Int,
-                     _ body: () -> Int32) throws {
+    private func run(_ kind: CollectiveKind, _ call: StaticString, bytes: Int, _ blocking: () -> Int32,
+                     nonblocking start: (inout MPI_Request?) -> Int32) throws {
         try ensureActive("\(call)")
-        let start = MonotonicClock.now()
-        let code = body()
-        stats.record(kind, bytes: bytes, seconds: MonotonicClock.now() - start)
-        try checkMPI(code, call)
+        let t0 = MonotonicClock.now()
+        if let w = watchdog {
+            var request: MPI_Request? = moco_request_null()
+            try checkMPI(start(&request), call)
+            try poll(&request, call: "\(call)", watchdog: w)
+        } else {
+            try checkMPI(blocking(), call)
+        }
+        stats.record(kind, bytes: bytes, seconds: MonotonicClock.now() - t0)
+    }
+
+    /// Drives `request` to completion with MPI_Test (MPI 3.1 §3.7.3), as MPI_Wait would, but
+    /// ends the job once `watchdog.timeout` seconds pass.
+    func poll(_ request: inout MPI_Request?, call: String, watchdog w: Watchdog) throws {
+        let deadline = MonotonicClock.now() + w.timeout
+        var flag: Int32 = 0
+        while true {
+            let code = moco_test(&request, &flag)
+            if code != moco_success() { throw CommError.mpi(call: "MPI_Test(\(call))", code: code) }
+            if flag != 0 { w.progressed(); return }
+            if MonotonicClock.now() > deadline { collectiveTimedOut(call, watchdog: w) }
+        }
+    }
+
+    /// The exit status of a job ended by the watchdog (as timeout(1) uses).
+    public static let timeoutExitCode: Int32 = 124
+
+    /// A collective did not complete in time: find out who is missing, then end the job.
+    ///
+    /// Every rank that times out sends what it waits in to rank 0 on `watchComm`; rank 0 collects
+    /// for `reportWindow` seconds, acknowledging each, and aborts the job naming the ranks that
+    /// did not report (stalled, dead, or in another operation). A rank without an answer from
+    /// rank 0 within the window aborts naming rank 0. Only point-to-point calls on a separate
+    /// communicator are used, so the pending collective cannot interfere.
+    func collectiveTimedOut(_ call: String, watchdog w: Watchdog) -> Never {
+        let what = "\(call) in \(w.activity)"
+        let limit = String(format: "%.0f s", w.timeout)
+        let tag: Int32 = 7001, ackTag: Int32 = 7002
+        guard size > 1 else { abort("\(what) did not complete within \(limit)", code: Self.timeoutExitCode) }
+        let window = w.reportWindow
+        if rank == 0 {
+            var reports: [Int: String] = [:]
+            var acks: [MPI_Request?] = []
+            var one: UInt8 = 1
+            let end = MonotonicClock.now() + window
+            while MonotonicClock.now() < end && reports.count < size - 1 {
+                var flag: Int32 = 0, source: Int32 = 0, count: Int32 = 0
+                guard moco_iprobe_any(tag, watchComm, &flag, &source, &count) == moco_success() else { break }
+                guard flag != 0 else { usleep(1000); continue }
+                var buffer = [UInt8](repeating: 0, count: max(Int(count), 1))
+                _ = moco_recv_bytes(&buffer, count, source, tag, watchComm)
+                reports[Int(source)] = String(decoding: buffer.prefix(Int(count)), as: UTF8.self)
+                var ack: MPI_Request? = moco_request_null()
+                _ = moco_isend_bytes(&one, 1, source, ackTag, watchComm, &ack)
+                acks.append(ack)
+            }
+            let missing = (1..<size).filter { reports[$0] == nil }
+            var message = "collective timeout: \(what) did not complete within \(limit) (--collective-timeout)"
+            for r in reports.keys.sorted() { message += "; rank \(r) waits in \(reports[r]!)" }
+            message += missing.isEmpty
+                ? "; every rank is waiting (mismatched collectives or a failed network)"
+                : String(format: "; rank(s) %@ did not report within %.1f s: stalled, dead, or in another operation",
+                         missing.map(String.init).joined(separator: ", "), window)
+            abort(message, code: Self.timeoutExitCode)
+        }
+        var text = Array(what.utf8.prefix(512))
+        var send: MPI_Request? = moco_request_null(), recv: MPI_Request? = moco_request_null()
+        var ack: UInt8 = 0
+        _ = moco_isend_bytes(&text, Int32(text.count), 0, tag, watchComm, &send)
+        _ = moco_irecv_bytes(&ack, 1, 0, ackTag, watchComm, &recv)
+        var flag: Int32 = 0
+        let end = MonotonicClock.now() + window + 1
+        while MonotonicClock.now() < end {
+            guard moco_test(&recv, &flag) == moco_success(), flag == 0 else { break }
+            usleep(1000)
+        }
+        if flag != 0 {
+            // Rank 0 is alive and ends the job with the full report; give it the time to.
+            Thread.sleep(forTimeInterval: window + 2)
+            abort("collective timeout: \(what) did not complete within \(limit); rank 0 did not end the job", code: Self.timeoutExitCode)
+        }
+        abort(String(format: "collective timeout: %@ did not complete within %@ (--collective-timeout); rank 0 did not answer within %.1f s: stalled, dead, or in another operation",
+                     what, limit, window + 1), code: Self.timeoutExitCode)
     }
 
     func recordWait(_ kind: CollectiveKind, seconds: Double) { stats.addSeconds(kind, seconds) }
@@ -121,9 +215,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     private func allreduceGeneric<T: MPIElement>(_ buf: UnsafeMutablePointer<T>, count: Int, op: ReduceOp) throws {
         try Validate.count(count, "MPI_Allreduce")
         let bytes = ByteAccounting.allreduce(count: count, elementSize: MemoryLayout<T>.stride)
-        try run(.allreduce, "MPI_Allreduce", bytes: bytes) {
+        try run(.allreduce, "MPI_Allreduce", bytes: bytes, {
             MPI_Allreduce(moco_in_place(), buf, Int32(count), T.mpiType, op.mpiOp, comm)
-        }
+        }, nonblocking: { MPI_Iallreduce(moco_in_place(), buf, Int32(count), T.mpiType, op.mpiOp, comm, &$0) })
     }
 
     // MARK: - Communicator
@@ -145,43 +239,45 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         // The request *handle* is an opaque value: MPI does not retain the address of `request`
         // (MPI 3.1 §3.7.1), so a local is fine. The *buffer* is retained until completion.
         var request: MPI_Request? = moco_request_null()
-        try run(.iallreduce, "MPI_Iallreduce", bytes: ByteAccounting.allreduce(count: count, elementSize: 4)) {
-            MPI_Iallreduce(moco_in_place(), buf, Int32(count), moco_type_float(), op.mpiOp, comm, &request)
-        }
+        try ensureActive("MPI_Iallreduce")
+        let start = MonotonicClock.now()
+        let code = MPI_Iallreduce(moco_in_place(), buf, Int32(count), moco_type_float(), op.mpiOp, comm, &request)
+        stats.record(.iallreduce, bytes: ByteAccounting.allreduce(count: count, elementSize: 4), seconds: MonotonicClock.now() - start)
+        try checkMPI(code, "MPI_Iallreduce")
         return MPIRequest(owner: self, kind: .iallreduce, call: "MPI_Iallreduce", handle: request)
     }
 
     public func allgather(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>) throws {
         try Validate.count(count, "MPI_Allgather")
-        try run(.allgather, "MPI_Allgather", bytes: ByteAccounting.allgather(count: count, elementSize: 4)) {
+        try run(.allgather, "MPI_Allgather", bytes: ByteAccounting.allgather(count: count, elementSize: 4), {
             MPI_Allgather(send, Int32(count), moco_type_float(), recv, Int32(count), moco_type_float(), comm)
-        }
+        }, nonblocking: { MPI_Iallgather(send, Int32(count), moco_type_float(), recv, Int32(count), moco_type_float(), comm, &$0) })
     }
 
     public func allgather(bytes send: UnsafeRawPointer, count: Int, into recv: UnsafeMutableRawPointer) throws {
         try Validate.count(count, "MPI_Allgather")
         try Validate.count(count * size, "MPI_Allgather")
-        try run(.allgather, "MPI_Allgather", bytes: count) {
+        try run(.allgather, "MPI_Allgather", bytes: count, {
             MPI_Allgather(send, Int32(count), moco_type_byte(), recv, Int32(count), moco_type_byte(), comm)
-        }
+        }, nonblocking: { MPI_Iallgather(send, Int32(count), moco_type_byte(), recv, Int32(count), moco_type_byte(), comm, &$0) })
     }
 
     public func allgatherv(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>,
                            counts: [Int]) throws {
         let (displs, _) = try Validate.allgathervCounts(counts, count: count, rank: rank, size: size, "MPI_Allgatherv")
         let c32 = counts.int32s, d32 = displs.int32s
-        try run(.allgatherv, "MPI_Allgatherv", bytes: ByteAccounting.allgather(count: count, elementSize: 4)) {
+        try run(.allgatherv, "MPI_Allgatherv", bytes: ByteAccounting.allgather(count: count, elementSize: 4), {
             MPI_Allgatherv(send, Int32(count), moco_type_float(), recv, c32, d32, moco_type_float(), comm)
-        }
+        }, nonblocking: { MPI_Iallgatherv(send, Int32(count), moco_type_float(), recv, c32, d32, moco_type_float(), comm, &$0) })
     }
 
     public func reduceScatter(_ send: UnsafePointer<Float>, count: Int, into recv: UnsafeMutablePointer<Float>,
                               op: ReduceOp) throws {
         try Validate.count(count, "MPI_Reduce_scatter_block")
         try Validate.count(count * size, "MPI_Reduce_scatter_block")
-        try run(.reduceScatter, "MPI_Reduce_scatter_block", bytes: ByteAccounting.allreduce(count: count * size, elementSize: 4)) {
+        try run(.reduceScatter, "MPI_Reduce_scatter_block", bytes: ByteAccounting.allreduce(count: count * size, elementSize: 4), {
             MPI_Reduce_scatter_block(send, recv, Int32(count), moco_type_float(), op.mpiOp, comm)
-        }
+        }, nonblocking: { MPI_Ireduce_scatter_block(send, recv, Int32(count), moco_type_float(), op.mpiOp, comm, &$0) })
     }
 
     public func alltoallv(send: UnsafePointer<Float>, sendCounts: [Int], sendDispls: [Int],
@@ -191,22 +287,22 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try Validate.vector(counts: recvCounts, displs: recvDispls, size: size, side: "recv", call)
         let sc = sendCounts.int32s, sd = sendDispls.int32s, rc = recvCounts.int32s, rd = recvDispls.int32s
         let bytes = ByteAccounting.alltoallv(sendCounts: sendCounts, rank: rank, elementSize: 4)
-        try run(.alltoallv, "MPI_Alltoallv", bytes: bytes) {
+        try run(.alltoallv, "MPI_Alltoallv", bytes: bytes, {
             MPI_Alltoallv(send, sc, sd, moco_type_float(), recv, rc, rd, moco_type_float(), comm)
-        }
+        }, nonblocking: { MPI_Ialltoallv(send, sc, sd, moco_type_float(), recv, rc, rd, moco_type_float(), comm, &$0) })
     }
 
     public func broadcast(_ buf: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {
         try Validate.count(bytes, "MPI_Bcast")
         try Validate.root(root, size: size, "MPI_Bcast")
         let sent = ByteAccounting.broadcast(bytes: bytes, root: root, rank: rank)
-        try run(.broadcast, "MPI_Bcast", bytes: sent) {
+        try run(.broadcast, "MPI_Bcast", bytes: sent, {
             MPI_Bcast(buf, Int32(bytes), moco_type_byte(), Int32(root), comm)
-        }
+        }, nonblocking: { MPI_Ibcast(buf, Int32(bytes), moco_type_byte(), Int32(root), comm, &$0) })
     }
 
     public func barrier() throws {
-        try run(.barrier, "MPI_Barrier", bytes: 0) { MPI_Barrier(comm) }
+        try run(.barrier, "MPI_Barrier", bytes: 0, { MPI_Barrier(comm) }, nonblocking: { MPI_Ibarrier(comm, &$0) })
     }
 
     public func abort(_ message: String, code: Int32) -> Never {

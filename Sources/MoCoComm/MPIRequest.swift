@@ -25,6 +25,13 @@ final class MPIRequest: CommRequest, @unchecked Sendable {
         if owner.isFinalized { throw CommError.unavailable("\(call) request waited after finalize()") }
         let start = MonotonicClock.now()
         var h = handle
+        if let w = owner.watchdog {
+            defer { handle = h }
+            try owner.poll(&h, call: call, watchdog: w)
+            owner.recordWait(kind, seconds: MonotonicClock.now() - start)
+            isComplete = true
+            return
+        }
         let code = moco_wait(&h)
         handle = h
         owner.recordWait(kind, seconds: MonotonicClock.now() - start)

@@ -14,6 +14,8 @@ public final class SingleProcessCommunicator: Communicator, @unchecked Sendable 
     public let rank = 0
     public let size = 1
     public private(set) var stats = CommStats(worldSize: 1)
+    /// Only its backstop applies: one process has no collective to wait in.
+    public var watchdog: Watchdog?
 
     public init() {}
 

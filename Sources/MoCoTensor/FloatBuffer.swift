@@ -36,6 +36,15 @@ public final class FloatBuffer: @unchecked Sendable {
 }
 
 /// Resident-set peak of this process in bytes (Linux `VmHWM`), 0 where unknown.
+/// The current resident set (VmRSS of /proc/self/status), in bytes; 0 where unavailable.
+public func residentBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+    return 0
+}
+
 public func peakResidentBytes() -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
     for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {

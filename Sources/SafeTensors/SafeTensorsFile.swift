@@ -109,6 +109,11 @@ public final class SafeTensorsFile: Sendable {
         self.dataStart = dataStart
     }
 
+    /// The data section (every byte after the header), e.g. to verify a checksum over it.
+    public func withDataSection<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[dataStart...])) }
+    }
+
     // MARK: - Lookup
 
     /// All tensor names, sorted.

@@ -61,6 +61,12 @@ public struct SafeTensorsWriter: Sendable {
         entries[name] = Entry(dtype: dtype, shape: shape, data: [UInt8](raw))
     }
 
+    /// Calls `body` with each tensor's bytes in file order: together they are exactly the data
+    /// section of the file `write(to:)` produces (for checksums over it, e.g. CRC-32).
+    public func forEachData(_ body: (UnsafeRawBufferPointer) -> Void) {
+        for name in names { entries[name]!.data.withUnsafeBytes(body) }
+    }
+
     /// The complete file image. Traps if an `add` was invalid (use `write(to:)` to get an error).
     public func serialized() -> [UInt8] {
         if let problem { fatalError("SafeTensorsWriter: \(problem)") }

@@ -5,11 +5,12 @@ import MoCoBench
 import MoCoComm
 import MoCoLayers
 import MoCoTensor
+import MoCoData
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks (use a release build): ops, step, comm, augment.",
-        subcommands: [Ops.self, Step.self, CommBenchCommand.self, Augment.self])
+        abstract: "Benchmarks (use a release build): ops, step, comm, augment, soak.",
+        subcommands: [Ops.self, Step.self, CommBenchCommand.self, Augment.self, Soak.self])
 
     /// The encoders `bench ops` measures.
     enum OpsArch: String, CaseIterable, ExpressibleByArgument {
@@ -135,6 +136,47 @@ struct Bench: ParsableCommand {
                     say(comm, String(format: "two-crop v2 %dx%dx%d: %.0f images/s (%.0f views/s)", r.channels, r.side, r.side,
                                      r.imagesPerSecond, 2 * r.imagesPerSecond))
                 }
+            }
+        }
+    }
+
+    struct Soak: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Resident memory over thousands of training steps (moco-v2 through the real trainer, loader and checkpoints): flat after warm-up, or a leak.")
+        @Option(help: "Training steps.") var steps = 3000
+        @Option(help: "Sample the resident set every N steps.") var every = 100
+        @Option(help: "Steps before the drift is measured.") var warmup = 500
+        @Option(help: "Global batch size.") var batchSize = 64
+        @Option(help: "Dataset: fashion-mnist or synthetic.") var data: DatasetKind = .fashionMNIST
+        @Option(help: "Mechanism.") var mechanism: Mechanism = .moco
+        @Option(help: "Engine threads per rank (default: cores / ranks).") var threads: Int?
+        @Option(help: "Output folder of the run (default: a temporary folder, removed afterwards).") var out: String?
+
+        func run() throws {
+            Runtime.run { comm in
+                guard steps > 0, every > 0, warmup >= 0, batchSize > 0 else {
+                    throw ValidationError("--steps, --every and --batch-size must be positive, --warmup >= 0")
+                }
+                var c = TrainConfig.preset(.mocoV2)
+                c.data = data; c.batchSize = batchSize; c.moco.mechanism = mechanism
+                if comm.size > 1 { c.moco.bnSplits = 1 }
+                c.engine = try Runtime.engine(threads: threads, conv: nil)
+                let perEpoch = max(1, try Trainer.loadData(c).train.count / batchSize)
+                c.epochs = (steps + perEpoch - 1) / perEpoch
+                c.knnEvery = 0; c.saveEvery = 1; c.logEvery = max(every, 10)
+                let dir = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("moco-soak-\(getpid())").path
+                c.out = dir
+                defer { if out == nil && comm.rank == 0 { try? FileManager.default.removeItem(atPath: dir) } }
+                let probe = SoakProbe(every: every) { s in
+                    let rss = (try? comm.allreduce(s.rssMB, op: .max)) ?? s.rssMB
+                    say(comm, String(format: "soak: step %d  %.0f s  RSS %.1f MB (max over ranks)", s.step, s.seconds, rss))
+                }
+                say(comm, "soak: at least \(steps) steps (\(c.epochs) epochs of \(perEpoch) steps, batch \(batchSize)), RSS every \(every) steps")
+                _ = try Trainer(config: c, comm: comm, hooks: probe, say: { _ in }).run(stopAfter: nil)
+                guard let sm = probe.summary(warmup: warmup) else { throw ValidationError("fewer than 2 samples after --warmup \(warmup)") }
+                let drift = try comm.allreduce(sm.driftPerThousandSteps, op: .max)
+                say(comm, String(format: "soak: after step %d: RSS %.1f -> %.1f MB (max %.1f), drift %+.2f MB per 1000 steps (least squares over %d samples; max over ranks)",
+                                 warmup, sm.warmRSS, sm.finalRSS, sm.maxRSS, drift, sm.samplesUsed))
             }
         }
     }

@@ -19,6 +19,10 @@ enum Runtime {
         var code: Int32 = 0
         do {
             try body(comm)
+        } catch let e as TrainingPreempted {
+            // Every rank stopped at the same step and the checkpoint is saved (agreed).
+            if comm.rank == 0 { FileHandle.standardError.write(Data("moco: \(e)\n".utf8)) }
+            code = TrainingPreempted.exitCode
         } catch let e as CommError {
             if case .peerFailed(let rank, let message) = e.kind {
                 if comm.rank == 0 { report(comm.size > 1 ? "rank \(rank): \(message)" : message) }
@@ -33,6 +37,23 @@ enum Runtime {
         }
         (comm as? MPICommunicator)?.finalize()
         exit(code)
+    }
+
+    /// Gives `comm` a watchdog of `timeout` seconds (`--collective-timeout`) and starts its
+    /// backstop thread, which ends the job through MPI_Abort (or exits, on one process).
+    static func installWatchdog(_ comm: Communicator, timeout: Double) {
+        let rank = comm.rank, size = comm.size
+        nonisolated(unsafe) let target = comm
+        let w = Watchdog(timeout: timeout) { message in
+            // If MPI_Abort cannot run (the main thread holds MPI), exit anyway after 10 s: the
+            // launcher then ends the peers of a rank that exited without MPI_Finalize.
+            Thread.detachNewThread { Thread.sleep(forTimeInterval: 10); _exit(MPICommunicator.timeoutExitCode) }
+            if size > 1 { target.abort(message, code: MPICommunicator.timeoutExitCode) }
+            FileHandle.standardError.write(Data("rank \(rank): \(message)\n".utf8))
+            _exit(MPICommunicator.timeoutExitCode)
+        }
+        comm.watchdog = w
+        w.start()
     }
 
     static func report(_ message: String) {

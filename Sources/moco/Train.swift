@@ -4,6 +4,8 @@ import MoCo
 import MoCoData
 import MoCoLayers
 import MoCoOptim
+import MoCoComm
+import CSignals
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,8 +55,13 @@ struct Train: ParsableCommand {
     @Option(help: "Resume from a checkpoint path, or 'auto' for the latest in --out.") var resume: String?
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
     @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
+    @Option(help: "Seconds a collective (or, on one process, a step) may take before the watchdog ends the whole job, naming the step, the operation and the ranks missing from it (0 = no watchdog).") var collectiveTimeout: Double = Train.defaultCollectiveTimeout
     @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
     @Flag(help: "Print the effective configuration and exit.") var dryRun = false
+
+    /// Ten minutes: far above any step or checkpoint of a sane configuration, short next to a
+    /// job's allocation.
+    static let defaultCollectiveTimeout = 600.0
 
     func configuration(worldSize: Int) throws -> TrainConfig {
         var c = TrainConfig.preset(preset)
@@ -104,14 +111,30 @@ struct Train: ParsableCommand {
 
     func run() throws {
         Runtime.run { comm in
-            let (c, faults) = try comm.agreeing { (try configuration(worldSize: comm.size), try FaultInjection.fromEnvironment()) }
+            let (c, faults) = try comm.agreeing { () -> (TrainConfig, FaultInjection) in
+                guard collectiveTimeout >= 0, collectiveTimeout.isFinite else {
+                    throw ValidationError("--collective-timeout must be >= 0 seconds (0 = off), got \(collectiveTimeout)")
+                }
+                return (try configuration(worldSize: comm.size), try FaultInjection.fromEnvironment())
+            }
             say(comm, "configuration:\n" + c.jsonString())
             if dryRun { try comm.agreeing { try c.validate(worldSize: comm.size) }; return }
-            let summary = try Trainer(config: c, comm: comm, hooks: faults, say: emit).run(resume: resume, stopAfter: stopAfter)
+            if collectiveTimeout > 0 { Runtime.installWatchdog(comm, timeout: collectiveTimeout) }
+            // SIGTERM, SIGINT, SIGUSR1: finish the step, save, exit 75 (a second signal exits at once).
+            try comm.agreeing {
+                if moco_signals_install() != 0 { throw ConfigError("cannot install signal handlers: \(String(cString: strerror(errno)))") }
+            }
+            let summary = try Trainer(config: c, comm: comm, hooks: faults, stops: SignalStops(), say: emit)
+                .run(resume: resume, stopAfter: stopAfter)
             say(comm, String(format: "done: %d epochs, %d steps in %.1f s; last loss %.4f", summary.epochsDone, summary.steps,
                              summary.seconds, summary.lastLoss)
                 + (summary.knn.last.map { String(format: "; kNN top-1 %.2f%%", $0.top1) } ?? "")
                 + (summary.checkpoint.map { "; checkpoint \($0)" } ?? ""))
         }
     }
+}
+
+/// Stop requests from the signal handlers of `CSignals`.
+struct SignalStops: StopRequests {
+    func pending() -> Int32 { moco_signal_pending() }
 }

@@ -58,4 +58,13 @@ int moco_error_string(int code, char *buffer, int capacity);
 /// 1 if MPI_Init has been called and MPI_Finalize has not, else 0 (MPI 3.1 §8.7.1).
 int moco_is_active(void);
 
+/// Point-to-point byte messages for the collective watchdog's report (MPI 3.1 §3.7.2), on its
+/// own communicator: MPI_Isend / MPI_Irecv of `count` MPI_BYTEs.
+int moco_isend_bytes(const void *buf, int count, int dest, int tag, MPI_Comm comm, MPI_Request *request);
+int moco_irecv_bytes(void *buf, int count, int source, int tag, MPI_Comm comm, MPI_Request *request);
+/// MPI_Iprobe from any source with `tag` (MPI 3.1 §3.8.1): *flag = 1 when a message is waiting,
+/// with its *source and byte *count.
+int moco_iprobe_any(int tag, MPI_Comm comm, int *flag, int *source, int *count);
+/// Blocking MPI_Recv of `count` bytes from `source` (MPI_STATUS_IGNORE), after a probe found them.
+int moco_recv_bytes(void *buf, int count, int source, int tag, MPI_Comm comm);
 #endif
