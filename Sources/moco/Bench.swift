@@ -148,6 +148,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Steps before the drift is measured.") var warmup = 500
         @Option(help: "Global batch size.") var batchSize = 64
         @Option(help: "Dataset: fashion-mnist or synthetic.") var data: DatasetKind = .fashionMNIST
+        @Option(help: "Train on the first N images (0 = all): shorter epochs, so more epoch ends and checkpoint writes.") var trainSubset = 0
         @Option(help: "Mechanism.") var mechanism: Mechanism = .moco
         @Option(help: "Engine threads per rank (default: cores / ranks).") var threads: Int?
         @Option(help: "Output folder of the run (default: a temporary folder, removed afterwards).") var out: String?
@@ -158,7 +159,7 @@ struct Bench: ParsableCommand {
                     throw ValidationError("--steps, --every and --batch-size must be positive, --warmup >= 0")
                 }
                 var c = TrainConfig.preset(.mocoV2)
-                c.data = data; c.batchSize = batchSize; c.moco.mechanism = mechanism
+                c.data = data; c.batchSize = batchSize; c.moco.mechanism = mechanism; c.trainSubset = trainSubset
                 if comm.size > 1 { c.moco.bnSplits = 1 }
                 c.engine = try Runtime.engine(threads: threads, conv: nil)
                 let perEpoch = max(1, try Trainer.loadData(c).train.count / batchSize)
