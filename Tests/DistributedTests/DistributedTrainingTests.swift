@@ -240,7 +240,7 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: out("a") + "/checkpoint_0001.safetensors"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: out("a") + "/checkpoint_0002.safetensors"))
         let r1 = try train(ranks: nil, args + ["--bn-splits", "2", "--resume", "auto", "--out", out("a")])
-        XCTAssertTrue(r1.stdout.contains("resumed at epoch 1 (step 2)"), r1.stdout)
+        XCTAssertTrue(r1.stdout.contains("resumed from \(out("a"))/checkpoint_0001.safetensors at epoch 1 (step 2)"), r1.stdout)
         XCTAssertFalse(r1.stdout.contains("epoch 1/2 step"), "epoch 1 must not be trained again\n\(r1.stdout)")
         try assertSameRun(out("straight") + "/checkpoint_0002.safetensors", out("a") + "/checkpoint_0002.safetensors",
                           "2 ranks, resumed on 1 process vs 1 process straight")
@@ -248,7 +248,7 @@ final class DistributedTrainingTests: XCTestCase {
         // 1 process -> 2 ranks
         _ = try train(ranks: nil, args + ["--bn-splits", "2", "--stop-after", "1", "--out", out("b")])
         let r2 = try train(ranks: 2, args + ["--resume", "auto", "--out", out("b")])
-        XCTAssertTrue(r2.stdout.contains("resumed at epoch 1 (step 2)"), r2.stdout)
+        XCTAssertTrue(r2.stdout.contains("resumed from \(out("b"))/checkpoint_0001.safetensors at epoch 1 (step 2)"), r2.stdout)
         try assertSameRun(out("straight") + "/checkpoint_0002.safetensors", out("b") + "/checkpoint_0002.safetensors",
                           "1 process, resumed on 2 ranks vs 1 process straight")
         try assertSameLosses(out("straight"), out("b"), count: 4)
