@@ -111,8 +111,8 @@ public final class Trainer {
         defer { loader.stop() }
         for epoch in run.start.epoch..<endEpoch {
             let first = epoch == run.start.epoch ? run.start.stepInEpoch : 0
-            if let signal = try trainEpoch(epoch, from: first, run: run, loader: loader) {
-                try savePreempted(signal: signal, run: run)
+            if let stop = try trainEpoch(epoch, from: first, run: run, loader: loader) {
+                try savePreempted(signal: stop.signal, at: stop.position, run: run)
             }
             try evaluateAndSave(afterEpoch: epoch + 1, isLast: epoch + 1 == endEpoch, run: run)
         }
@@ -234,8 +234,10 @@ public final class Trainer {
     /// The steps of `epoch` from `first`: batches from the loader, the lr of the schedule at each
     /// step's fractional epoch, the shuffle-BN permutation, progress lines and consistency
     /// checks. After each step the ranks agree on stop requests (one 8-byte allreduce).
-    /// -> the signal of an agreed stop request (the run stops after that step), or nil.
-    func trainEpoch(_ epoch: Int, from first: Int, run: Run, loader: TwoCropLoader) throws -> Int32? {
+    /// -> the signal of an agreed stop request and the position reached (the run stops after
+    /// that step), or nil.
+    func trainEpoch(_ epoch: Int, from first: Int, run: Run, loader: TwoCropLoader) throws
+        -> (signal: Int32, position: Checkpoint.Position)? {
         let c = config, model = run.model
         let stepsPerEpoch = run.sampler.stepsPerEpoch
         for step in first..<stepsPerEpoch {
@@ -262,10 +264,9 @@ public final class Trainer {
             let signal = comm.size > 1 ? Int32(try comm.allreduce(Int64(stops.pending()), op: .max)) : stops.pending()
             if signal != 0 {
                 run.summary.steps = run.globalStep
-                if step == stepsPerEpoch - 1 { run.summary.epochsDone = epoch + 1 }
-                stoppedAt = Checkpoint.Position(epoch: step == stepsPerEpoch - 1 ? epoch + 1 : epoch,
-                                                stepInEpoch: step == stepsPerEpoch - 1 ? 0 : step + 1)
-                return signal
+                let atEnd = step == stepsPerEpoch - 1
+                if atEnd { run.summary.epochsDone = epoch + 1 }
+                return (signal, Checkpoint.Position(epoch: atEnd ? epoch + 1 : epoch, stepInEpoch: atEnd ? 0 : step + 1))
             }
         }
         run.summary.epochsDone = epoch + 1
@@ -273,15 +274,12 @@ public final class Trainer {
         return nil
     }
 
-    /// The position of an agreed stop request (set by `trainEpoch`).
-    private var stoppedAt = Checkpoint.Position(epoch: 0)
-
     /// After an agreed stop request: saves the position reached and throws `TrainingPreempted`.
-    func savePreempted(signal: Int32, run: Run) throws -> Never {
-        log("stop requested (signal \(signal)): saving at \(stoppedAt)")
-        let path = try save(at: stoppedAt, run: run)
+    func savePreempted(signal: Int32, at position: Checkpoint.Position, run: Run) throws -> Never {
+        log("stop requested (signal \(signal)): saving at \(position)")
+        let path = try save(at: position, run: run)
         run.metrics?.close()
-        throw TrainingPreempted(signal: signal, checkpoint: path, position: stoppedAt)
+        throw TrainingPreempted(signal: signal, checkpoint: path, position: position)
     }
 
     /// One progress line and metrics record: the window's loss and top-1 averaged over ranks. A
