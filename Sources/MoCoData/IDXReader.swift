@@ -70,6 +70,15 @@ extension Dataset {
                                mean: [Float], std: [Float]) throws -> Dataset {
         let images = try IDX.read(path: imagesPath, dimensions: 3)
         let labels = try IDX.read(path: labelsPath, dimensions: 1)
+        return try fromIDX(name: name, images: images, labels: labels, imagesPath: imagesPath, labelsPath: labelsPath,
+                           numClasses: numClasses, mean: mean, std: std)
+    }
+
+    /// A dataset from an IDX image array ([N, H, W]) and an IDX label array ([N], each <
+    /// `numClasses`) already parsed (`IDX.parse`); the paths are only used in error messages.
+    public static func fromIDX(name: String, images: IDX.UByteArray, labels: IDX.UByteArray,
+                               imagesPath: String, labelsPath: String, numClasses: Int = 10,
+                               mean: [Float], std: [Float]) throws -> Dataset {
         if images.dims[0] != labels.dims[0] {
             throw DataError.corrupt(imagesPath, "image/label count mismatch: \(images.dims[0]) images but "
                 + "\(labels.dims[0]) labels in \(labelsPath)")
