@@ -35,13 +35,21 @@ public enum IDX {
             throw DataError.corrupt(path, "truncated at byte \(b.count) of expected header of \(header) bytes")
         }
         var dims = [Int]()
-        var total = 1
+        var total = 1, overflow = false
         for d in 0..<dimensions {
             let n = Int(be32(b, 4 + 4 * d))
             dims.append(n)
-            total = total.multipliedReportingOverflow(by: n).partialValue
+            let (p, o) = total.multipliedReportingOverflow(by: n)
+            total = p
+            overflow = overflow || o
         }
-        let expected = header + total
+        // Sizes whose product does not fit an Int describe more data than any file holds (a
+        // wrapped product could otherwise match the file's length and pass as a small array).
+        let (expected, o) = header.addingReportingOverflow(total)
+        if overflow || o {
+            throw DataError.corrupt(path, "dimensions \(dims.map(String.init).joined(separator: "x")) describe more bytes "
+                + "than a file can hold (corrupt header?); the file is \(b.count) bytes")
+        }
         if b.count < expected {
             throw DataError.corrupt(path, "truncated at byte \(b.count) of expected \(expected) "
                 + "(dimensions \(dims.map(String.init).joined(separator: "x")))")
