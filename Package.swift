@@ -79,6 +79,7 @@ if fuzzing {
         ("FuzzSafeTensorsHeader", ["SafeTensors"]),
         ("FuzzSafeTensorsFile", ["SafeTensors"]),
         ("FuzzIDX", ["MoCoData"]),
+        ("FuzzIDXGzip", ["MoCoData"]),
         ("FuzzIDXPair", ["MoCoData"]),
         ("FuzzCIFAR", ["MoCoData"]),
         ("FuzzCheckpointConfig", ["MoCo"]),

@@ -34,14 +34,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(FuzzSafeTensorsHeader FuzzSafeTensorsFile FuzzIDX FuzzIDXPair FuzzCIFAR FuzzCheckpointConfig FuzzCheckpointInfo)
+TARGETS=(FuzzSafeTensorsHeader FuzzSafeTensorsFile FuzzIDX FuzzIDXGzip FuzzIDXPair FuzzCIFAR FuzzCheckpointConfig FuzzCheckpointInfo)
 # Dictionary and maximum input length per target (libFuzzer's default max_len is 4096 or the
 # largest seed; CIFAR-10 records are 3073 bytes, so allow three).
 declare -A DICT=(
-  [FuzzSafeTensorsHeader]=safetensors [FuzzSafeTensorsFile]=safetensors [FuzzIDX]=idx [FuzzIDXPair]=idx
+  [FuzzSafeTensorsHeader]=safetensors [FuzzSafeTensorsFile]=safetensors [FuzzIDX]=idx [FuzzIDXGzip]=idx [FuzzIDXPair]=idx
   [FuzzCIFAR]="" [FuzzCheckpointConfig]=config [FuzzCheckpointInfo]=checkpoint)
 declare -A MAXLEN=(
-  [FuzzSafeTensorsHeader]=4096 [FuzzSafeTensorsFile]=4096 [FuzzIDX]=4096 [FuzzIDXPair]=4096
+  [FuzzSafeTensorsHeader]=4096 [FuzzSafeTensorsFile]=4096 [FuzzIDX]=4096 [FuzzIDXGzip]=4096 [FuzzIDXPair]=4096
   [FuzzCIFAR]=9220 [FuzzCheckpointConfig]=4096 [FuzzCheckpointInfo]=4096)
 
 runs=1000000 seconds="" only=() config=release asan=1 build=1 update=0 work="" extra=()
@@ -116,6 +116,10 @@ for t in "${TARGETS[@]}"; do
   rc=$?
   set -e
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if ! grep -q "^INFO: Loaded [0-9]* modules" "$log"; then
+    echo "!! $t: libFuzzer found no coverage instrumentation (stale or wrongly built binary?); log: $log" >&2
+    [ "$rc" = 0 ] && rc=99
+  fi
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)

@@ -120,8 +120,13 @@ def data_seeds():
     write("FuzzIDX", "labels-3.idx", labels)
     write("FuzzIDX", "matrix-2x4.idx", idx([2, 4], range(8)))
     write("FuzzIDX", "truncated.idx", images[:-5])
-    write("FuzzIDX", "images-3x2x3.idx.gz", gzip.compress(images, mtime=0))
-    write("FuzzIDX", "labels-3.idx.gz", gzip.compress(labels, mtime=0))
+    gz = gzip.compress(images, mtime=0)
+    write("FuzzIDXGzip", "images-3x2x3.idx.gz", gz)
+    write("FuzzIDXGzip", "labels-3.idx.gz", gzip.compress(labels, mtime=0))
+    write("FuzzIDXGzip", "two-members.idx.gz", gzip.compress(images[:20], mtime=0) + gzip.compress(images[20:], mtime=0))
+    write("FuzzIDXGzip", "truncated.idx.gz", gz[:len(gz) // 2])
+    write("FuzzIDXGzip", "bad-crc.idx.gz", gz[:-8] + bytes([gz[-8] ^ 1]) + gz[-7:])
+    write("FuzzIDXGzip", "not-compressed.idx", images)
 
     def pair(img, lab):
         return struct.pack("<H", len(img)) + img + lab

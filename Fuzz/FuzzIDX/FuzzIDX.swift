@@ -1,10 +1,8 @@
 // libFuzzer target: the input is one IDX file (MNIST / Fashion-MNIST). It is parsed as the
 // dataset loader parses it (3 dimensions for images, 1 for labels) and with the dimension count
 // its own header states; an array that parses must have exactly as many bytes as the product of
-// its dimensions. An input starting with the gzip magic is also written to a temporary `.gz`
-// file and read through `IDX.read(path:)`, the loader's zlib path. A thrown error is the right
-// answer to a bad file; a trap is a bug.
-import Foundation
+// its dimensions. (Compressed files: FuzzIDXGzip.) A thrown error is the right answer to a bad
+// file; a trap is a bug.
 import MoCoData
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -16,15 +14,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let d = Int(bytes[3])
         check(try? IDX.parse(bytes, path: "fuzz", dimensions: d), dimensions: d)
     }
-    if size >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B {
-        guard FileManager.default.createFile(atPath: gzipPath, contents: Data(bytes)) else { fatalError("cannot write \(gzipPath)") }
-        check(try? IDX.read(path: gzipPath, dimensions: 3), dimensions: 3)
-        check(try? IDX.read(path: gzipPath, dimensions: 1), dimensions: 1)
-    }
     return 0
 }
-
-let gzipPath = NSTemporaryDirectory() + "/moco-fuzz-idx-\(ProcessInfo.processInfo.processIdentifier).gz"
 
 func check(_ a: IDX.UByteArray?, dimensions: Int) {
     guard let a else { return }
