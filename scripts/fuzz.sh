@@ -17,14 +17,14 @@
 #                      (libFuzzer -merge=1: only inputs adding coverage; off by default, the
 #                      committed corpus never grows unasked)
 #   --work DIR         where the corpus copies, crash inputs and logs go (default: a new
-#                      directory under .build-fuzz/runs/)
+#                      directory under the build directory's runs/)
 #   -- ARGS            further libFuzzer flags for every target
 #
 # Environment: BUILD_JOBS (default 1) for `swift build -j`.
 #
 # Build: MOCO_FUZZ=1 adds the targets to Package.swift; `swift build --sanitize fuzzer
-# --sanitize address` instruments every module, in its own build directory (.build-fuzz), so
-# the normal .build is untouched. One libFuzzer process per target, one after another.
+# --sanitize address` instruments every module, in its own build directory (.build-fuzz, or
+# .build-fuzz-noasan), so the normal .build is untouched. One libFuzzer process per target, one after another.
 #
 # Limits (per target): -rss_limit_mb=2048 (the process; ASan's own shadow and quarantine are
 # counted, so 2 GB leaves room over the ~100-300 MB the targets use), -malloc_limit_mb=512 (any
@@ -68,9 +68,11 @@ if [ ${#only[@]} -gt 0 ]; then
   TARGETS=("${only[@]}")
 fi
 
+# Own build directories (the normal .build is untouched); without ASan another one, so that
+# switching does not rebuild everything.
 BUILD_PATH=.build-fuzz
 sanitize=(--sanitize fuzzer)
-[ "$asan" = 1 ] && sanitize+=(--sanitize address)
+if [ "$asan" = 1 ]; then sanitize+=(--sanitize address); else BUILD_PATH=.build-fuzz-noasan; fi
 if [ "$build" = 1 ]; then
   start=$(date +%s)
   for t in "${TARGETS[@]}"; do
