@@ -11,9 +11,9 @@ let cpuFlags: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0]
 // Fuzzing (docs/fuzzing.md, scripts/fuzz.sh): with `MOCO_FUZZ=1` the libFuzzer targets under
 // Fuzz/ exist and the engine modules are built without `-Ounchecked`, so that an overflow or an
 // out-of-range index traps instead of passing silently. The sanitizers come from the command
-// line (`swift build --sanitize fuzzer --sanitize address`), which instruments every module and,
-// unlike `-Xswiftc -sanitize=fuzzer`, lets libFuzzer's `main` be the executables' entry point.
-// Without the variable nothing here changes the build.
+// line (`swift build --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address`, scripts/fuzz.sh):
+// every module is instrumented, and `--sanitize fuzzer` makes libFuzzer's `main` the
+// executables' entry point. Without the variable nothing here changes the build.
 let fuzzing = ProcessInfo.processInfo.environment["MOCO_FUZZ"] == "1"
 let fast: [SwiftSetting] = fuzzing
     ? [.unsafeFlags(["-wmo"], .when(configuration: .release))] + cpuFlags

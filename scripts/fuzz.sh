@@ -22,12 +22,13 @@
 #
 # Environment: BUILD_JOBS (default 1) for `swift build -j`.
 #
-# Build: MOCO_FUZZ=1 adds the targets to Package.swift; `swift build --sanitize fuzzer
-# --sanitize address` instruments every module, in its own build directory (.build-fuzz, or
-# .build-fuzz-noasan), so the normal .build is untouched. One libFuzzer process per target, one after another.
+# Build: MOCO_FUZZ=1 adds the targets to Package.swift; `swift build --sanitize fuzzer -Xswiftc
+# -sanitize=fuzzer,address` instruments every module, in its own build directory (.build-fuzz,
+# or .build-fuzz-noasan), so the normal .build is untouched. One libFuzzer process per target,
+# one after another.
 #
 # Limits (per target): -rss_limit_mb=2048 (the process; ASan's own shadow and quarantine are
-# counted, so 2 GB leaves room over the ~100-300 MB the targets use), -malloc_limit_mb=512 (any
+# counted, so 2 GB leaves room over the ~100-500 MB the targets use), -malloc_limit_mb=512 (any
 # single allocation over 512 MB is reported as a bug: every parser reads inputs of at most a
 # few kB here, so an allocation that large can only come from trusting a size in a header),
 # -timeout=10 (seconds for one input; the slowest valid input takes well under 10 ms).
@@ -70,9 +71,15 @@ fi
 
 # Own build directories (the normal .build is untouched); without ASan another one, so that
 # switching does not rebuild everything.
+#
+# `--sanitize fuzzer` (not `-Xswiftc -sanitize=fuzzer` alone) is what makes SwiftPM link without
+# its `main` alias. ASan is added as ONE combined `-sanitize=fuzzer,address`: swiftc passes only
+# its last `-sanitize=` option to the compiler (the link takes them all), and SwiftPM orders
+# `--sanitize fuzzer --sanitize address` differently from run to run, so with two options a
+# build silently lacked either the coverage or the ASan instrumentation. Both are checked below.
 BUILD_PATH=.build-fuzz
 sanitize=(--sanitize fuzzer)
-if [ "$asan" = 1 ]; then sanitize+=(--sanitize address); else BUILD_PATH=.build-fuzz-noasan; fi
+if [ "$asan" = 1 ]; then sanitize+=(-Xswiftc -sanitize=fuzzer,address); else BUILD_PATH=.build-fuzz-noasan; fi
 if [ "$build" = 1 ]; then
   start=$(date +%s)
   for t in "${TARGETS[@]}"; do
@@ -84,6 +91,12 @@ if [ "$build" = 1 ]; then
     rc=${PIPESTATUS[0]}
     set -e
     [ "$rc" = 0 ] || { echo "fuzz.sh: build of $t failed" >&2; exit 1; }
+    if [ "$asan" = 1 ]; then
+      checks=$(objdump -d --no-show-raw-insn "$BUILD_PATH/$config/$t" | grep -cE 'call.*<__asan_report_(load|store)' || true)
+      if [ "${checks:-0}" = 0 ]; then
+        echo "fuzz.sh: $t has no AddressSanitizer checks in its code (see the comment on the flags)" >&2; exit 1
+      fi
+    fi
   done
   echo "== build took $(( $(date +%s) - start )) s"
 fi
