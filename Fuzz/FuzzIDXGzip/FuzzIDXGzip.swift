@@ -9,6 +9,7 @@ import MoCoData
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    _ = removeAtExit
     // Plain write(2): FileManager.createFile writes atomically with an fsync, 100x slower here.
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     guard fd >= 0, write(fd, data, size) == size, close(fd) == 0 else { fatalError("cannot write \(path)") }
@@ -21,3 +22,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// close (its replace-by-truncate heuristic), 6x slower than the rest of an execution.
 let path = (FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm/" : NSTemporaryDirectory())
     + "moco-fuzz-idx-\(ProcessInfo.processInfo.processIdentifier).gz"
+
+/// The file goes when libFuzzer exits (`exit` runs `atexit` handlers; after a crash it stays).
+let removeAtExit: Void = { _ = atexit { _ = unlink(path) } }()
