@@ -7,7 +7,17 @@ import PackageDescription
 import Foundation
 let targetCPU = ProcessInfo.processInfo.environment["MOCO_TARGET_CPU"]
 let cpuFlags: [SwiftSetting] = targetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
-let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))] + cpuFlags
+
+// Fuzzing (docs/fuzzing.md, scripts/fuzz.sh): with `MOCO_FUZZ=1` the libFuzzer targets under
+// Fuzz/ exist and the engine modules are built without `-Ounchecked`, so that an overflow or an
+// out-of-range index traps instead of passing silently. The sanitizers come from the command
+// line (`swift build --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address`, scripts/fuzz.sh):
+// every module is instrumented, and `--sanitize fuzzer` makes libFuzzer's `main` the
+// executables' entry point. Without the variable nothing here changes the build.
+let fuzzing = ProcessInfo.processInfo.environment["MOCO_FUZZ"] == "1"
+let fast: [SwiftSetting] = fuzzing
+    ? [.unsafeFlags(["-wmo"], .when(configuration: .release))] + cpuFlags
+    : [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))] + cpuFlags
 
 let package = Package(
     name: "swift-moco",
@@ -63,3 +73,23 @@ let package = Package(
         .target(name: "MoCoTestSupport", path: "Tests/Support"),
     ]
 )
+
+if fuzzing {
+    // One libFuzzer target per parser of outside bytes: `LLVMFuzzerTestOneInput` and no `main`
+    // (libFuzzer's), hence `-parse-as-library`.
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzSafeTensorsHeader", ["SafeTensors"]),
+        ("FuzzSafeTensorsFile", ["SafeTensors"]),
+        ("FuzzIDX", ["MoCoData"]),
+        ("FuzzIDXGzip", ["MoCoData"]),
+        ("FuzzIDXPair", ["MoCoData"]),
+        ("FuzzCIFAR", ["MoCoData"]),
+        ("FuzzCheckpointConfig", ["MoCo"]),
+        ("FuzzCheckpointInfo", ["MoCo", "SafeTensors"]),
+    ]
+    for t in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: t.name, dependencies: t.dependencies, path: "Fuzz/\(t.name)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

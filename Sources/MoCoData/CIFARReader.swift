@@ -11,7 +11,13 @@ public enum CIFAR10 {
     /// file must hold exactly that many records; without, any whole number of records.
     public static func readBatch(path: String, expectedRecords: Int? = recordsPerFile) throws
         -> (pixels: [UInt8], labels: [Int32]) {
-        let b = try FileBytes.read(path)
+        try parseBatch(FileBytes.read(path), path: path, expectedRecords: expectedRecords)
+    }
+
+    /// Parses the bytes of a batch file already in memory (as `readBatch`); `path` is only used
+    /// in error messages.
+    public static func parseBatch(_ b: [UInt8], path: String, expectedRecords: Int? = recordsPerFile) throws
+        -> (pixels: [UInt8], labels: [Int32]) {
         let n: Int
         if let e = expectedRecords {
             let expected = e * recordBytes

@@ -35,13 +35,21 @@ public enum IDX {
             throw DataError.corrupt(path, "truncated at byte \(b.count) of expected header of \(header) bytes")
         }
         var dims = [Int]()
-        var total = 1
+        var total = 1, overflow = false
         for d in 0..<dimensions {
             let n = Int(be32(b, 4 + 4 * d))
             dims.append(n)
-            total = total.multipliedReportingOverflow(by: n).partialValue
+            let (p, o) = total.multipliedReportingOverflow(by: n)
+            total = p
+            overflow = overflow || o
         }
-        let expected = header + total
+        // Sizes whose product does not fit an Int describe more data than any file holds (a
+        // wrapped product could otherwise match the file's length and pass as a small array).
+        let (expected, o) = header.addingReportingOverflow(total)
+        if overflow || o {
+            throw DataError.corrupt(path, "dimensions \(dims.map(String.init).joined(separator: "x")) describe more bytes "
+                + "than a file can hold (corrupt header?); the file is \(b.count) bytes")
+        }
         if b.count < expected {
             throw DataError.corrupt(path, "truncated at byte \(b.count) of expected \(expected) "
                 + "(dimensions \(dims.map(String.init).joined(separator: "x")))")
@@ -70,6 +78,15 @@ extension Dataset {
                                mean: [Float], std: [Float]) throws -> Dataset {
         let images = try IDX.read(path: imagesPath, dimensions: 3)
         let labels = try IDX.read(path: labelsPath, dimensions: 1)
+        return try fromIDX(name: name, images: images, labels: labels, imagesPath: imagesPath, labelsPath: labelsPath,
+                           numClasses: numClasses, mean: mean, std: std)
+    }
+
+    /// A dataset from an IDX image array ([N, H, W]) and an IDX label array ([N], each <
+    /// `numClasses`) already parsed (`IDX.parse`); the paths are only used in error messages.
+    public static func fromIDX(name: String, images: IDX.UByteArray, labels: IDX.UByteArray,
+                               imagesPath: String, labelsPath: String, numClasses: Int = 10,
+                               mean: [Float], std: [Float]) throws -> Dataset {
         if images.dims[0] != labels.dims[0] {
             throw DataError.corrupt(imagesPath, "image/label count mismatch: \(images.dims[0]) images but "
                 + "\(labels.dims[0]) labels in \(labelsPath)")
