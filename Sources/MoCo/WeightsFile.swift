@@ -5,6 +5,9 @@ import SafeTensors
 /// Loading an encoder from a weights file: a bare encoder (torchvision names) or a MoCo
 /// checkpoint (names under `encoder_q.`; its configuration gives the architecture and head).
 public enum WeightsFile {
+    /// Largest head output a configuration may state without the head's weight in the file.
+    public static let maxHeadDim = 1 << 16
+
     public struct Loaded {
         public let encoder: Encoder
         public let prefix: String
@@ -25,10 +28,14 @@ public enum WeightsFile {
         guard conv1.count == 4 else { throw SafeTensorsError(path: path, message: "tensor '\(prefix)conv1.weight': expected 4 dimensions, got \(conv1)") }
         let arch = architecture ?? config?.moco.architecture ?? (conv1[0] == 16 ? .resnet20 : .resnet18)
         let hd = head ?? config?.moco.head ?? (f.has(prefix + "fc.0.weight") ? .mlp : .linear)
+        // The head's output size comes from its weight when the file has one (its bytes bound it);
+        // a configuration's `dim` alone is range-checked, since it would size an allocation.
         var dim = config?.moco.dim ?? 128
-        if !backboneOnly {
-            let last = hd == .mlp ? "fc.2.weight" : "fc.weight"
-            if f.has(prefix + last), let s = try? f.shape(prefix + last), s.count == 2 { dim = s[0] }
+        let last = hd == .mlp ? "fc.2.weight" : "fc.weight"
+        if f.has(prefix + last), let s = try? f.shape(prefix + last), s.count == 2 {
+            dim = s[0]
+        } else if !(1...maxHeadDim).contains(dim) {
+            throw SafeTensorsError(path: path, message: "checkpoint configuration: dim \(dim) is outside 1...\(maxHeadDim)")
         }
         let e = Encoder(architecture: arch, head: hd, inChannels: conv1[1], dim: dim, trainable: false, engine: engine)
         try EncoderState.load(e, from: f, prefix: prefix, backboneOnly: backboneOnly)

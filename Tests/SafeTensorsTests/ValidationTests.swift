@@ -33,6 +33,8 @@ final class ValidationTests: XCTestCase {
         let bytes = rawFile(header: "{}      ")
         assertRejects(bytes, "header length 8 exceeds the limit of 4 bytes", maxHeaderBytes: 4)
         XCTAssertNoThrow(try SafeTensorsFile(bytes: bytes, maxHeaderBytes: 8))
+        // The default bound is 16 MiB (a header's parse tree is ~30x its size; SafeTensorsFile).
+        assertRejects(rawFile(header: "{}", statedLength: UInt64(16 << 20) + 1), "header length 16777217 exceeds the limit of 16777216 bytes")
     }
 
     func testTruncatedDataSection() {
