@@ -7,9 +7,11 @@
 #
 #   STOP=3 bash scripts/parity.sh                 # all inits x seeds to epoch 3
 #   STOP=5 INITS=pytorch SEEDS="1 2 3" bash scripts/parity.sh
+#   OUT=runs/parity-blurfull EXTRA="--blur-kernel full" STOP=3 bash scripts/parity.sh   # a variant
 #
 # Environment: MOCO (binary, default .build/release/moco), OUT (default runs/parity), STOP,
-# INITS (default "torchvision pytorch"), SEEDS (default "1 2 3"), THREADS (default: all cores).
+# INITS (default "torchvision pytorch"), SEEDS (default "1 2 3"), THREADS (default: all cores),
+# EXTRA (more flags for every run, e.g. a variant of the recipe in its own OUT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOCO=${MOCO:-.build/release/moco}
@@ -26,7 +28,7 @@ for seed in $SEEDS; do
     echo "== $init seed $seed -> epoch $STOP ($dir)"
     "$MOCO" train --preset moco-v2 --data fashion-mnist --moco-t 0.1 --epochs 30 --stop-after "$STOP" \
       --knn-every 1 --bn-splits 8 --blur-sigma-max 2 --init "$init" --seed "$seed" --save-every 1 \
-      --log-every 50 ${THREADS:+--threads "$THREADS"} --out "$dir" "${resume[@]}"
+      --log-every 50 ${THREADS:+--threads "$THREADS"} ${EXTRA:-} --out "$dir" "${resume[@]}"
   done
 done
 python3 scripts/parity_table.py "$OUT"

@@ -68,12 +68,12 @@ public func applyAugment(_ ds: Dataset, index: Int, params p: AugmentParams, con
     }
     if p.grayscale { grayscale(out, channels: c, planeSize: n) }
     if p.blurSigma > 0 {
-        let k = min(AugmentConfig.blurKernelSize(forImageSide: min(h, w)), 2 * (min(h, w) - 1) + 1)
+        let (k, edge) = config.blurKernel.resolve(side: min(h, w), sigma: p.blurSigma)
         let kernel = gaussianKernel1D(size: k, sigma: p.blurSigma)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: c * n) { tmp in
             kernel.withUnsafeBufferPointer { kp in
                 gaussianBlur(out, tmp: tmp.baseAddress!, channels: c, height: h, width: w,
-                             kernel: kp.baseAddress!, size: k)
+                             kernel: kp.baseAddress!, size: k, edge: edge)
             }
         }
     }

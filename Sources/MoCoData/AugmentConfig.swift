@@ -25,17 +25,19 @@ public struct AugmentConfig: Codable, Sendable, Equatable {
     public var saturation: Float = 0.4
     public var hue: Float = 0.1
     public var grayscaleProb: Float = 0.2
-    /// GaussianBlur: sigma uniform in [blurSigmaMin, blurSigmaMax]; kernel size
-    /// `blurKernelSize(forImageSide:)` (10% of the side, made odd: 23 for 224 as in MoCo v2).
+    /// GaussianBlur: sigma uniform in [blurSigmaMin, blurSigmaMax]; kernel `blurKernel` (by
+    /// default `blurKernelSize(forImageSide:)`: 10% of the side, made odd, 23 for 224 as in MoCo v2).
     public var blurProb: Float = 0.5
     public var blurSigmaMin: Float = 0.1
     public var blurSigmaMax: Float = 2.0
+    /// The blur's support and edges (`BlurKernel`); `auto` is SimCLR's 10%-of-the-side kernel.
+    public var blurKernel: BlurKernel = .auto
 
     public init(cropScaleMin: Float = 0.2, cropScaleMax: Float = 1.0, ratioMin: Float = 3.0 / 4.0,
                 ratioMax: Float = 4.0 / 3.0, flipProb: Float = 0.5, jitterProb: Float = 0.8,
                 brightness: Float = 0.4, contrast: Float = 0.4, saturation: Float = 0.4, hue: Float = 0.1,
                 grayscaleProb: Float = 0.2, blurProb: Float = 0.5, blurSigmaMin: Float = 0.1,
-                blurSigmaMax: Float = 2.0) {
+                blurSigmaMax: Float = 2.0, blurKernel: BlurKernel = .auto) {
         self.cropScaleMin = cropScaleMin; self.cropScaleMax = cropScaleMax
         self.ratioMin = ratioMin; self.ratioMax = ratioMax
         self.flipProb = flipProb
@@ -43,6 +45,23 @@ public struct AugmentConfig: Codable, Sendable, Equatable {
         self.brightness = brightness; self.contrast = contrast; self.saturation = saturation; self.hue = hue
         self.grayscaleProb = grayscaleProb
         self.blurProb = blurProb; self.blurSigmaMin = blurSigmaMin; self.blurSigmaMax = blurSigmaMax
+        self.blurKernel = blurKernel
+    }
+
+    /// Reads every field that is present and keeps the default of any that is not, so that
+    /// configurations written before a field existed (`blurKernel`) still read as they ran.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.cropScaleMin, &cropScaleMin); try read(.cropScaleMax, &cropScaleMax)
+        try read(.ratioMin, &ratioMin); try read(.ratioMax, &ratioMax); try read(.flipProb, &flipProb)
+        try read(.jitterProb, &jitterProb); try read(.brightness, &brightness); try read(.contrast, &contrast)
+        try read(.saturation, &saturation); try read(.hue, &hue); try read(.grayscaleProb, &grayscaleProb)
+        try read(.blurProb, &blurProb); try read(.blurSigmaMin, &blurSigmaMin); try read(.blurSigmaMax, &blurSigmaMax)
+        try read(.blurKernel, &blurKernel)
     }
 
     /// MoCo v2 ("aug+"): crop (0.2, 1), jitter (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale 0.2,

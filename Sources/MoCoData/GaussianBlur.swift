@@ -14,15 +14,20 @@ public func gaussianKernel1D(size k: Int, sigma: Float) -> [Float] {
     return w
 }
 
-/// Separable Gaussian blur with reflect padding (`torchvision` GaussianBlur: conv2d of the
-/// kernel outer product after `pad(mode: "reflect")`, i.e. mirror without repeating the edge).
-/// The separable form is exact because the 2-D kernel is the outer product of the 1-D one.
+/// Separable Gaussian blur. Edges: `reflect` is `torchvision` GaussianBlur's conv2d of the kernel
+/// outer product after `pad(mode: "reflect")` (mirror without repeating the edge); `replicate`
+/// extends the edge pixels (Pillow's `GaussianBlur`). The separable form is exact because the
+/// 2-D kernel is the outer product of the 1-D one.
 /// img: [C, H, W] in place; tmp: C*H*W scratch; kernel: [k], k odd, k/2 < min(H, W)
 public func gaussianBlur(_ img: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>, channels: Int,
-                         height: Int, width: Int, kernel: UnsafePointer<Float>, size k: Int) {
+                         height: Int, width: Int, kernel: UnsafePointer<Float>, size k: Int,
+                         edge: BlurKernel.Edge = .reflect) {
     let r = k / 2
     precondition(r < height && r < width, "gaussianBlur: kernel \(k) too large for \(height)x\(width)")
-    @inline(__always) func reflect(_ i: Int, _ n: Int) -> Int { i < 0 ? -i : (i >= n ? 2 * n - 2 - i : i) }
+    let mirror = edge == .reflect
+    @inline(__always) func reflect(_ i: Int, _ n: Int) -> Int {
+        mirror ? (i < 0 ? -i : (i >= n ? 2 * n - 2 - i : i)) : min(max(i, 0), n - 1)
+    }
     let n = height * width
     for c in 0..<channels {
         let src = img + c * n, mid = tmp + c * n

@@ -87,6 +87,11 @@ public final class TwoCropLoader: @unchecked Sendable {
     }
 
     /// Augments view 0 (query) and view 1 (key) of each index.
+    /// The generator of view `view` (0 query, 1 key) of sample `index` in `epoch`.
+    public static func viewGenerator(seed: UInt64, epoch: Int, index: Int, view: Int) -> Xoshiro {
+        Xoshiro(seed: seed, stream: [0x4155, UInt64(epoch), UInt64(index), UInt64(view)])
+    }
+
     /// -> query, key: [n, C, H, W]
     public static func makeBatch(dataset: Dataset, indices: [Int], config: AugmentConfig, seed: UInt64,
                                  epoch: Int, step: Int) -> TwoCropBatch {
@@ -95,7 +100,7 @@ public final class TwoCropLoader: @unchecked Sendable {
         let key = FloatBuffer(count: indices.count * size)
         for (j, index) in indices.enumerated() {
             for (view, buffer) in [(0, query), (1, key)] {
-                var rng = Xoshiro(seed: seed, stream: [0x4155, UInt64(epoch), UInt64(index), UInt64(view)])
+                var rng = viewGenerator(seed: seed, epoch: epoch, index: index, view: view)
                 augment(dataset, index: index, config: config, rng: &rng, out: buffer.ptr + j * size)
             }
         }

@@ -15,6 +15,9 @@ extension TrainConfig.Preset: ExpressibleByArgument {}
 extension Mechanism: ExpressibleByArgument {}
 extension ContrastLoss: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
+extension BlurKernel: ExpressibleByArgument {
+    public static var allValueStrings: [String] { ["auto", "full", "K (odd)"] }
+}
 
 extension LRSchedule: ExpressibleByArgument {
     /// `cosine`, or `step:E1,E2,...` (x0.1 at each milestone epoch).

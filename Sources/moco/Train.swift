@@ -43,6 +43,7 @@ struct Train: ParsableCommand {
     @Option(help: "RandomResizedCrop minimum area fraction.") var cropMinScale: Float?
     @Option(help: "Probability of Gaussian blur.") var blurProb: Float?
     @Option(help: "Maximum blur sigma.") var blurSigmaMax: Float?
+    @Option(help: "Blur support: auto (10% of the side, torchvision GaussianBlur), full (3 sigma, edges replicated, as Pillow's blur in MoCo's loader) or an odd size.") var blurKernel: BlurKernel?
     @Option(help: "Probability of colour jitter.") var jitterProb: Float?
     @Option(help: "Random seed.") var seed: UInt64?
     @Option(help: "Output folder (config, metrics.jsonl, checkpoints).") var out: String?
@@ -96,6 +97,7 @@ struct Train: ParsableCommand {
         if let cropMinScale { c.augment.cropScaleMin = cropMinScale }
         if let blurProb { c.augment.blurProb = blurProb }
         if let blurSigmaMax { c.augment.blurSigmaMax = blurSigmaMax }
+        if let blurKernel { c.augment.blurKernel = blurKernel }
         if let jitterProb { c.augment.jitterProb = jitterProb }
         if let seed { c.seed = seed }
         c.out = out ?? "runs/\(c.preset)-\(c.data.rawValue)"

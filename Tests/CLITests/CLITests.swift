@@ -65,12 +65,35 @@ final class CLITests: XCTestCase {
             (["--arch", "resnet50"], "'resnet50' is invalid for '--arch"),
             (["--conv", "fft"], "'fft' is invalid for '--conv"),
             (["--schedule", "step:x"], "'step:x' is invalid for '--schedule"),
+            (["--blur-kernel", "4"], "'4' is invalid for '--blur-kernel"),
         ]
         for (args, expect) in cases {
             let r = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("bad").path] + args + ["--dry-run"])
             XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
             XCTAssertTrue(r.stderr.contains(expect), "\(args): \(r.stderr)")
         }
+    }
+
+    /// `moco augstats` writes one column per random choice and the dumped views, recording the
+    /// configuration it drew them with; `--blur-kernel full` is recorded.
+    func testAugStatsWritesTheViewsParameters() throws {
+        let out = tmp.appendingPathComponent("aug.json").path
+        let r = try moco(["augstats", "--data", "synthetic", "--views", "9", "--dump", "3", "--blur-kernel", "full",
+                          "--seed", "4", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+        XCTAssertEqual(obj["views"] as? Int, 9)
+        for key in ["top", "left", "height", "width", "flip", "jitter", "jitter_order", "brightness", "contrast", "blur_sigma",
+                    "view_mean", "view_std"] {
+            XCTAssertEqual((obj[key] as? [Any])?.count, 9, key)
+        }
+        XCTAssertEqual((obj["histogram"] as? [Int])?.reduce(0, +), 9 * 28 * 28)
+        XCTAssertEqual(((obj["dump"] as? [String: Any])?["pixels"] as? [[Double]])?.map(\.count), [784, 784, 784])
+        XCTAssertEqual((obj["augment"] as? [String: Any])?["blurKernel"] as? String, "full")
+        XCTAssertEqual(obj["seed"] as? Int, 4)
+        let tooMany = try moco(["augstats", "--data", "synthetic", "--views", "20000", "--out", out])
+        XCTAssertNotEqual(tooMany.status, 0)
+        XCTAssertTrue(tooMany.stderr.contains("needs 10000 images; the training set has 6000"), tooMany.stderr)
     }
 
     /// Every choice-valued flag lists its values in `--help`.
