@@ -42,6 +42,10 @@ public enum TrajectoryReplay {
         public var finalVsRef: Double, finalVsF64: Double, refVsF64: Double
         /// Max |a - b| / max |b| of the final queue against the recording's.
         public var queueVsRef: Double
+        /// BatchNorm running statistics (both encoders, split-BN's average over splits) after
+        /// the last step: relative L2 distance from the recording's float32 run. Reported, not
+        /// judged (the recording has no float64 buffers to bound it by).
+        public var buffersVsRef: Double
         public var queuePointerMatches: Bool
     }
 
@@ -125,8 +129,15 @@ public enum TrajectoryReplay {
         let q = m.queue.keys.array, qRef = try f.floats("final.queue")
         let qScale = Double(qRef.map { abs($0) }.max() ?? 1)
         let qDiff = Double(zip(q, qRef).map { abs($0 - $1) }.max() ?? 0)
+        var bufMine: [Float] = [], bufRef: [Float] = []
+        for (enc, side) in [(m.query, "q"), (m.key, "k")] {
+            for e in enc.buffers.entries where e.name.hasSuffix(".running_mean") || e.name.hasSuffix(".running_var") {
+                bufMine += enc.buffers.array(e.name)
+                bufRef += try f.floats("final.encoder_\(side).\(e.name)")
+            }
+        }
         return Result(recording: r, steps: steps, finalVsRef: relL2(mine, ref), finalVsF64: relL2(mine, ref64),
-                      refVsF64: relL2(ref, ref64), queueVsRef: qDiff / max(qScale, 1e-30),
+                      refVsF64: relL2(ref, ref64), queueVsRef: qDiff / max(qScale, 1e-30), buffersVsRef: relL2(bufMine, bufRef),
                       queuePointerMatches: m.queue.pointer == Int(try f.int64s("final.queue_ptr")[0]))
     }
 }

@@ -38,15 +38,15 @@ struct Replay: ParsableCommand {
                 var obj: [String: Any] = [
                     "loss": r.steps.map(\.loss), "acc1": r.steps.map(\.acc1), "ref_loss": r.steps.map(\.refLoss),
                     "ref_loss_f64": r.steps.map(\.refLoss64), "final_vs_ref": r.finalVsRef, "final_vs_f64": r.finalVsF64,
-                    "ref_vs_f64": r.refVsF64, "queue_vs_ref": r.queueVsRef, "conv": engine.conv.rawValue,
+                    "ref_vs_f64": r.refVsF64, "queue_vs_ref": r.queueVsRef, "bn_running_stats_vs_ref": r.buffersVsRef, "conv": engine.conv.rawValue,
                     "pass": verdict.failures.isEmpty,
                 ]
                 obj["failures"] = verdict.failures
                 let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
                 say(comm, String(decoding: d, as: UTF8.self))
             } else {
-                say(comm, String(format: "final encoder_q: relative L2 vs ref f32 %.2e, vs ref f64 %.2e (ref f32 vs f64 %.2e); queue %.2e of max; pointer %@",
-                                 r.finalVsRef, r.finalVsF64, r.refVsF64, r.queueVsRef, r.queuePointerMatches ? "equal" : "DIFFERS"))
+                say(comm, String(format: "final encoder_q: relative L2 vs ref f32 %.2e, vs ref f64 %.2e (ref f32 vs f64 %.2e); queue %.2e of max; pointer %@; BN running statistics %.2e vs ref f32",
+                                 r.finalVsRef, r.finalVsF64, r.refVsF64, r.queueVsRef, r.queuePointerMatches ? "equal" : "DIFFERS", r.buffersVsRef))
                 say(comm, verdict.summary)
             }
             if !verdict.failures.isEmpty { throw ValidationError("trajectory does not match: " + verdict.failures.joined(separator: "; ")) }
