@@ -125,6 +125,8 @@ struct Train: ParsableCommand {
                 }
                 return (try configuration(worldSize: comm.size), try FaultInjection.fromEnvironment())
             }
+            let consistency = logConsistency != 0 ? ConsistencyLogging(every: logConsistency, sample: consistencySample) : nil
+            try comm.agreeing { try consistency?.validate(mechanism: c.moco.mechanism) }
             say(comm, "configuration:\n" + c.jsonString())
             if dryRun { try comm.agreeing { try c.validate(worldSize: comm.size) }; return }
             if collectiveTimeout > 0 { Runtime.installWatchdog(comm, timeout: collectiveTimeout) }
@@ -132,8 +134,6 @@ struct Train: ParsableCommand {
             try comm.agreeing {
                 if moco_signals_install() != 0 { throw ConfigError("cannot install signal handlers: \(String(cString: strerror(errno)))") }
             }
-            let consistency = logConsistency != 0 ? ConsistencyLogging(every: logConsistency, sample: consistencySample) : nil
-            try comm.agreeing { try consistency?.validate(mechanism: c.moco.mechanism) }
             let summary = try Trainer(config: c, comm: comm, hooks: faults, stops: SignalStops(), say: emit, consistency: consistency)
                 .run(resume: resume, stopAfter: stopAfter)
             say(comm, String(format: "done: %d epochs, %d steps in %.1f s; last loss %.4f", summary.epochsDone, summary.steps,
