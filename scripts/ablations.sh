@@ -5,7 +5,7 @@
 #   bash scripts/ablations.sh                    # the whole suite (about 90 min, idle 2-core machine)
 #   bash scripts/ablations.sh --only a,e         # parts: a b c d e consistency memory temperature
 #   bash scripts/ablations.sh --epochs 5         # a longer schedule (its own --out by default)
-#   bash scripts/ablations.sh --quick            # tiny pipeline check: 1024 images, 1 seed (minutes)
+#   bash scripts/ablations.sh --quick            # tiny pipeline check: 512 images, 1 seed (minutes)
 #   bash scripts/ablations.sh --list             # print the runs and exit
 #
 # Parts: a. mechanism x K (end-to-end at K = B - 1, memory bank and MoCo at K in KS);
@@ -51,8 +51,8 @@ SUBSET=20000 BATCH=256 KS="256 1024 4096 16384" E2E_BATCHES="64 128 256" BASE_K=
 KNN_BANK=5000 KNN_TEST=2000 LOG_EVERY=5 CONSISTENCY_EVERY=10
 MS="0 0.9 0.99 0.999 0.9999" TS="0.05 0.07 0.1 0.2 0.5 1.0" BASE_M=0.99 BASE_T=0.1 BASE_LR=0.06
 if [ "$QUICK" = 1 ]; then
-  SUBSET=1024 BATCH=64 KS="64 128 256 512" E2E_BATCHES="32 64" BASE_K=256
-  KNN_BANK=512 KNN_TEST=256 LOG_EVERY=2 CONSISTENCY_EVERY=4 SEEDS=${SEEDS_QUICK:-1} EPOCHS=1
+  SUBSET=512 BATCH=32 KS="32 64 128 256" E2E_BATCHES="16 32" BASE_K=128
+  KNN_BANK=256 KNN_TEST=256 LOG_EVERY=2 CONSISTENCY_EVERY=4 SEEDS=${SEEDS_QUICK:-1} EPOCHS=1
   OUT=${OUT:-runs/ablations-quick}
 fi
 OUT=${OUT:-runs/ablations-e$EPOCHS}

@@ -64,11 +64,10 @@ final class AblationToolsTests: XCTestCase {
                           "--csv", csv])
         XCTAssertEqual(r.status, 0, r.stderr)
         let rows = try csvRows(csv)
-        XCTAssertEqual(rows.map { [$0[0], $0[1], $0[4], $0[6]] }, [
-            ["moco queue", "1000", "\(8 * 16 * 4)", "true"],
-            ["memory bank", "1000", "\((1000 * 8 + 1001 + 1000 + 4 * 17) * 4)", "true"],
-            ["moco queue", "2000", "\(8 * 16 * 4)", "false"],
-            ["memory bank", "2000", "\((2000 * 8 + 2001 + 2000 + 4 * 17) * 4)", "false"],
-        ])
+        let queue: Int = 8 * 16 * 4
+        func bank(_ n: Int) -> Int { (n * 8 + (n + 1) + n + 4 * 17) * 4 }
+        let expected: [[String]] = [["moco queue", "1000", String(queue), "true"], ["memory bank", "1000", String(bank(1000)), "true"],
+                                    ["moco queue", "2000", String(queue), "false"], ["memory bank", "2000", String(bank(2000)), "false"]]
+        XCTAssertEqual(rows.map { [$0[0], $0[1], $0[4], $0[6]] }, expected)
     }
 }
