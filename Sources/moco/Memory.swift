@@ -6,7 +6,7 @@ import MoCoTensor
 /// `moco memory`: the dictionary's memory per rank against the dataset size (issue 12, item 2;
 /// He et al. 2020 sec. 3.2 and Fig. 2: MoCo's queue is "decoupled from the dataset size", a
 /// memory bank holds a feature per image). Allocates the trainer's own structures (a `KeyQueue`,
-/// a `MemoryBank` with its per-step row grouping) at the given sizes, reports the bytes of their
+/// a `MemoryBank` with its per-step draws [n, K] and their grouping by row) at the given sizes, reports the bytes of their
 /// buffers and the growth of this process's resident set as each is filled, and computes the
 /// same sizes for a larger dataset without allocating it.
 struct Memory: ParsableCommand {
@@ -45,13 +45,13 @@ struct Memory: ParsableCommand {
                 pos.withUnsafeBufferPointer { p in
                     draws.withUnsafeBufferPointer { g.build(positives: p.baseAddress!, negatives: $0.baseAddress!, rows: batch, perSample: queueSize, bankRows: n) }
                 }
-                let bytes = bank.features.count * 4 + (g.start.count + n + g.slots.count) * 4
+                let bytes = bank.features.count * 4 + (g.start.count + n + g.slots.count + draws.count) * 4
                 rows.append(Row(mechanism: "memory bank", images: n, buffers: bytes, rss: Self.residentBytes() - before, measured: true))
                 withExtendedLifetime((bank, g, draws)) {}
             }
             for n in computed {
                 rows.append(Row(mechanism: "moco queue", images: n, buffers: dim * queueSize * 4, rss: nil, measured: false))
-                rows.append(Row(mechanism: "memory bank", images: n, buffers: (n * dim + (n + 1) + n + batch * (1 + queueSize)) * 4,
+                rows.append(Row(mechanism: "memory bank", images: n, buffers: (n * dim + (n + 1) + n + batch * (1 + queueSize) + batch * queueSize) * 4,
                                 rss: nil, measured: false))
             }
             emit("dictionary memory per rank, dim \(dim), K \(queueSize), per-rank batch \(batch) (every rank keeps the whole queue or bank)")

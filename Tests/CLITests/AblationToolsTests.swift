@@ -56,8 +56,8 @@ final class AblationToolsTests: XCTestCase {
         XCTAssertTrue(e2e.stderr.contains("needs --mechanism moco or memory-bank"), e2e.stderr)
     }
 
-    /// Queue dim x K x 4 bytes whatever N; bank N x dim x 4 plus its per-step grouping
-    /// ((N + 1) + N + n(1 + K) Int32), measured at N = 1000 and computed at N = 2000.
+    /// Queue dim x K x 4 bytes whatever N; bank N x dim x 4 plus its per-step draws (n·K Int32)
+    /// and their grouping ((N + 1) + N + n(1 + K) Int32), measured at N = 1000 and computed at N = 2000.
     func testMemoryTable() throws {
         let csv = tmp.appendingPathComponent("mem.csv").path
         let r = try moco(["memory", "--dim", "8", "--queue-size", "16", "--batch", "4", "--images", "1000", "--project", "2000",
@@ -65,7 +65,7 @@ final class AblationToolsTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let rows = try csvRows(csv)
         let queue: Int = 8 * 16 * 4
-        func bank(_ n: Int) -> Int { (n * 8 + (n + 1) + n + 4 * 17) * 4 }
+        func bank(_ n: Int) -> Int { (n * 8 + (n + 1) + n + 4 * 17 + 4 * 16) * 4 }
         let expected: [[String]] = [["moco queue", "1000", String(queue), "true"], ["memory bank", "1000", String(bank(1000)), "true"],
                                     ["moco queue", "2000", String(queue), "false"], ["memory bank", "2000", String(bank(2000)), "false"]]
         XCTAssertEqual(rows.map { [$0[0], $0[1], $0[4], $0[6]] }, expected)

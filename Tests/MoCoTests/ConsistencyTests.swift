@@ -133,6 +133,17 @@ final class ConsistencyTests: XCTestCase {
         for x in r.map(\.cos) { XCTAssertTrue(x > 0 && x < 0.999, "\(x)") }
     }
 
+    /// With m_b = 0 a bank row is the feature itself, and with lr = 0 the encoder never moves:
+    /// the probe must then rebuild every row exactly (same crop, same BatchNorm companions).
+    func testMemoryBankRowsAreRebuiltExactlyWithoutDrift() throws {
+        var c = tinyMoCo(m: 0.99)
+        c.mechanism = .memoryBank; c.bankMomentum = 0
+        let bank = MemoryBankMethod(config: c, inChannels: 1, datasetCount: 24, engine: EngineConfig(threads: 1, conv: .im2col),
+                                    seed: 2, comm: SingleProcessCommunicator())
+        let r = try measureSteps(bank, config: c, steps: 3, lr: 0)
+        for x in r.map(\.cos) { XCTAssertEqual(x, 1, accuracy: 1e-5, "\(r.map(\.cos))") }
+    }
+
     /// Measuring changes no value of the run: the checkpoints with and without
     /// `--log-consistency` are bitwise identical.
     func testLoggingConsistencyChangesNothing() throws {
