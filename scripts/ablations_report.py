@@ -263,12 +263,7 @@ def main():
             md.append("")
             md.append("| dictionary | K | images N | buffers (MB) | resident growth (MB) | |")
             md.append("|---|---|---|---|---|---|")
-            seen = set()
             for r in mem:
-                key = (r["mechanism"], r["k"], r["images"])
-                if r["mechanism"] == "memory bank" and (r["mechanism"], r["images"]) in seen:
-                    continue
-                seen.add((r["mechanism"], r["images"]))
                 rss = f"{int(r['rss_growth_bytes']) / 1e6:.1f}" if r["rss_growth_bytes"] else "-"
                 md.append(f"| {r['mechanism']} | {r['k']} | {r['images']} | {int(r['buffer_bytes']) / 1e6:.1f} | {rss} | "
                           f"{'measured' if r['measured'] == 'true' else 'computed'} |")
@@ -278,11 +273,8 @@ def main():
                 for mech, color in [("moco queue", "C2"), ("memory bank", "C1")]:
                     for k in sorted({r["k"] for r in mem}, key=int):
                         rs = sorted([r for r in mem if r["mechanism"] == mech and r["k"] == k], key=lambda r: int(r["images"]))
-                        if mech == "memory bank" and k != min({r["k"] for r in mem}, key=int):
-                            continue
-                        lab = f"{mech} K={k}" if mech == "moco queue" else mech
-                        ax.plot([int(r["images"]) for r in rs], [int(r["buffer_bytes"]) / 1e6 for r in rs], "-o", color=color,
-                                label=lab, alpha=1 if k == "4096" else 0.6)
+                        ax.plot([int(r["images"]) for r in rs], [int(r["buffer_bytes"]) / 1e6 for r in rs], "-o" if k == "4096" else "--s",
+                                color=color, label=f"{mech} K={k}")
                 ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("dataset size N"); ax.set_ylabel("MB per rank")
                 ax.legend(); ax.set_title("dictionary memory against dataset size")
                 save(fig, "memory.png")
