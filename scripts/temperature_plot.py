@@ -29,8 +29,14 @@ def main():
     for r in rows:
         hist[r["t"]][r["kind"]].append((float(r["bin_lo"]), float(r["bin_hi"]), int(r["count"])))
     ts = sorted(hist, key=float)
-    fig, axes = plt.subplots(1, len(ts), figsize=(4 * len(ts), 3.4), squeeze=False)
-    for ax, t in zip(axes[0], ts):
+    used = [lo for t in ts for kind in hist[t] for lo, _, c in hist[t][kind] if c > 0]
+    used_hi = [hi for t in ts for kind in hist[t] for _, hi, c in hist[t][kind] if c > 0]
+    cols = min(3, len(ts))
+    rows_n = (len(ts) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.5 * cols, 3.4 * rows_n), squeeze=False)
+    for ax in axes.flat[len(ts):]:
+        ax.set_visible(False)
+    for ax, t in zip(axes.flat, ts):
         s = summary.get(t, {})
         k = int(s.get("k", "0") or 0)
         for kind, color in [("negative", "C1"), ("positive", "C2")]:
@@ -41,11 +47,14 @@ def main():
         if k:
             ax.axvline(1 / (k + 1), color="k", ls="--", lw=0.8, label="1/(K+1)")
         ax.set_xscale("log")
+        if used:
+            ax.set_xlim(min(used) / 3, min(1, max(used_hi) * 3))
         ax.set_xlabel("softmax score p")
         ax.set_title(f"T = {t}: mean p+ {float(s.get('mean_p_pos', 'nan')):.3f}, eff. neg. {float(s.get('effective_negatives', 'nan')):.0f}",
                      fontsize=9)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("share of scores")
+    for row in axes:
+        row[0].set_ylabel("share of scores")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     print(f"wrote {png}")
