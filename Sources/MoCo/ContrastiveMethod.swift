@@ -20,11 +20,13 @@ public struct StepInput {
     /// Fraction of the run completed before this step, fractional epoch / epochs (MoCo v3's
     /// momentum schedule).
     public var progress: Double
+    /// The epoch of the step (0-based): with `indices`, where its crops came from (`EntryLedger`).
+    public var epoch: Int
 
     public init(imQ: UnsafePointer<Float>, imK: UnsafePointer<Float>, indices: [Int], perm: [Int], lr: Float, step: Int,
-                progress: Double = 0) {
+                progress: Double = 0, epoch: Int = 0) {
         self.imQ = imQ; self.imK = imK; self.indices = indices; self.perm = perm; self.lr = lr; self.step = step
-        self.progress = progress
+        self.progress = progress; self.epoch = epoch
     }
 }
 

@@ -49,6 +49,8 @@ public final class MemoryBank {
         /// Next free slot of each row while filling (kept to avoid a per-step allocation).
         private var cursor: [Int32] = []
 
+        public init() {}
+
         /// positives: [n], negatives: [n, K] -> the grouping (a counting sort by row)
         public mutating func build(positives: UnsafePointer<Int32>, negatives: UnsafePointer<Int32>, rows n: Int,
                                    perSample K: Int, bankRows N: Int) {

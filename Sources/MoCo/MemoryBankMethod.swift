@@ -18,7 +18,7 @@ import SafeTensors
 ///  6. SGD step on θ
 /// Every rank keeps the whole bank [N, dim] and applies the same updates in rank order, so it
 /// stays identical everywhere (checked by `--check-consistency`).
-public final class MemoryBankMethod: ContrastiveMethod {
+public final class MemoryBankMethod: ContrastiveMethod, StoredEntries {
     public let config: MoCoConfig
     public let engine: EngineConfig
     public let comm: Communicator
@@ -36,6 +36,8 @@ public final class MemoryBankMethod: ContrastiveMethod {
     private var gatheredFeatures = FloatBuffer(count: 0)
     private var gatheredIndices: [Int64] = []
     public private(set) var localBatch = 0
+    /// Where each bank row was last written from (`--log-consistency`), once started.
+    public private(set) var ledger: EntryLedger?
 
     public init(config: MoCoConfig, inChannels: Int, datasetCount: Int, engine: EngineConfig = EngineConfig(),
                 seed: UInt64, comm: Communicator) {
@@ -101,7 +103,7 @@ public final class MemoryBankMethod: ContrastiveMethod {
         clock.lap(\.allreduceWait)
 
         // 5. every rank's (index, feature) pairs into the bank, in rank order
-        try updateBank(indices: input.indices)
+        try updateBank(indices: input.indices, epoch: input.epoch, step: input.step)
         clock.lap(\.enqueue)
 
         // 6. SGD
@@ -122,7 +124,7 @@ public final class MemoryBankMethod: ContrastiveMethod {
         return nce.forwardBackward(logits: logits.ptr, rows: n, columns: cols, dLogits: dLogits.ptr)
     }
 
-    func updateBank(indices: [Int]) throws {
+    func updateBank(indices: [Int], epoch: Int = 0, step: Int = 0) throws {
         let n = localBatch, D = config.dim
         try comm.allgather(norm.y.ptr, count: n * D, into: gatheredFeatures.ptr)
         let local = indices.map(Int64.init)
@@ -135,6 +137,22 @@ public final class MemoryBankMethod: ContrastiveMethod {
             bank.update(indices: $0.baseAddress!, features: gatheredFeatures.ptr, count: comm.size * n,
                         momentum: config.bankMomentum)
         }
+        if let ledger {
+            // The feature came from the query crop, view 0, encoded in the unshuffled batch.
+            let sub = StepProvenance.subBatches(perm: nil, batch: gatheredIndices.count, subBatch: localBatch / config.bnSplits)
+            for (g, i) in gatheredIndices.enumerated() {
+                ledger.record(slot: Int(i), .init(index: Int(i), epoch: epoch, step: step, view: 0, chunk: sub[g].chunk,
+                                                  position: sub[g].position))
+            }
+        }
+    }
+
+    // MARK: - Stored entries (`--log-consistency`)
+
+    public func startLedger() { if ledger == nil { ledger = EntryLedger(slots: bank.count) } }
+    public var entryEncoder: Encoder { query }
+    public func storedEntry(_ slot: Int, into out: UnsafeMutablePointer<Float>) {
+        out.update(from: bank.features.ptr + slot * bank.dim, count: bank.dim)
     }
 
     // MARK: - State

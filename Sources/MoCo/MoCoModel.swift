@@ -46,6 +46,8 @@ public final class MoCoModel: ContrastiveMethod {
     private var reducer: CommStatReducer?
     public private(set) var localBatch = 0
     private var imageShape = (c: 0, h: 0, w: 0)
+    /// Where each queue column came from (`--log-consistency`), once started.
+    public private(set) var ledger: EntryLedger?
 
     /// - Parameters:
     ///   - inChannels: channels of the images (from the dataset).
@@ -109,7 +111,9 @@ public final class MoCoModel: ContrastiveMethod {
     ///   - imQ, imK: [n, C, H, W], this rank's contiguous slice of the global batch.
     ///   - perm: the shuffle-BN permutation of the global batch (identical on every rank;
     ///     `ShuffleBN.permutation`).
-    public func step(imQ: UnsafePointer<Float>, imK: UnsafePointer<Float>, perm: [Int], lr: Float) throws -> StepResult {
+    ///   - provenance: the global batch's indices, epoch and step, recorded in the ledger if any.
+    public func step(imQ: UnsafePointer<Float>, imK: UnsafePointer<Float>, perm: [Int], lr: Float,
+                     provenance: StepProvenance? = nil) throws -> StepResult {
         precondition(localBatch > 0, "MoCoModel.step before plan")
         var clock = PhaseClock()
         // 1-2. momentum update, then the keys (no gradient)
@@ -137,7 +141,7 @@ public final class MoCoModel: ContrastiveMethod {
         clock.lap(\.allreduceWait)
 
         // 6. enqueue this step's keys of every rank
-        try enqueueAllRanksKeys()
+        try enqueueAllRanksKeys(provenance: provenance)
         clock.lap(\.enqueue)
 
         // 7. SGD on the query encoder
@@ -147,7 +151,20 @@ public final class MoCoModel: ContrastiveMethod {
     }
 
     public func step(_ input: StepInput) throws -> StepResult {
-        try step(imQ: input.imQ, imK: input.imK, perm: input.perm, lr: input.lr)
+        try step(imQ: input.imQ, imK: input.imK, perm: input.perm, lr: input.lr,
+                 provenance: ledger == nil ? nil : try globalProvenance(input))
+    }
+
+    /// The global batch's dataset indices (all-gathered, rank order), for the ledger.
+    func globalProvenance(_ input: StepInput) throws -> StepProvenance {
+        let local = input.indices.map(Int64.init)
+        var all = [Int64](repeating: 0, count: comm.size * local.count)
+        try local.withUnsafeBytes { s in
+            try all.withUnsafeMutableBytes { r in try comm.allgather(bytes: s.baseAddress!, count: s.count, into: r.baseAddress!) }
+        }
+        var p = StepProvenance(globalIndices: all.map(Int.init), epoch: input.epoch, step: input.step)
+        p.perm = input.perm
+        return p
     }
 
     /// Keys of `crops` [n, C, H, W] with the key encoder in training mode (batch statistics),
@@ -194,7 +211,9 @@ public final class MoCoModel: ContrastiveMethod {
     /// All-gathers this step's keys of every rank and enqueues them in rank order, so that the
     /// queue is identical everywhere. Symmetric: cat([k1, k2]) per rank, the keys of the first
     /// crops (computed second) before those of the second.
-    func enqueueAllRanksKeys() throws {
+    /// With a ledger, records each column's image, epoch, step and view (1: the key crop; 0 for
+    /// the symmetric loss's keys of the first crops).
+    func enqueueAllRanksKeys(provenance: StepProvenance? = nil) throws {
         let n = localBatch, D = config.dim
         var local = UnsafePointer(keysOwned.ptr)
         var perRank = n
@@ -205,7 +224,27 @@ public final class MoCoModel: ContrastiveMethod {
             perRank = 2 * n
         }
         try comm.allgather(local, count: perRank * D, into: gathered.ptr)
+        if let ledger, let p = provenance {
+            let sub = StepProvenance.subBatches(perm: config.shuffleBN ? p.perm : nil, batch: comm.size * n,
+                                                subBatch: n / config.bnSplits)
+            for r in 0..<comm.size {
+                for e in 0..<perRank {
+                    let g = r * n + e % n, view = config.symmetric && e < n ? 0 : 1
+                    ledger.record(slot: (queue.pointer + r * perRank + e) % queue.size,
+                                  .init(index: p.globalIndices[g], epoch: p.epoch, step: p.step, view: view,
+                                        chunk: sub[g].chunk, position: sub[g].position))
+                }
+            }
+        }
         queue.enqueue(gathered.ptr, count: comm.size * perRank)
+    }
+}
+
+extension MoCoModel: StoredEntries {
+    public func startLedger() { if ledger == nil { ledger = EntryLedger(slots: queue.size) } }
+    public var entryEncoder: Encoder { key }
+    public func storedEntry(_ slot: Int, into out: UnsafeMutablePointer<Float>) {
+        for d in 0..<queue.dim { out[d] = queue.keys.ptr[d * queue.size + slot] }
     }
 }
 

@@ -34,6 +34,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var knnEvery = 1
     public var knnK = 200
     public var knnT: Float = 0.1
+    /// The kNN monitor on the first N training images as its bank and the first M test images
+    /// (nil: all), for quick monitoring (the ablation suite, docs/ablations.md). Optional, so
+    /// configurations written before them still read.
+    public var knnBank: Int? = nil
+    public var knnTest: Int? = nil
     public var logEvery = 10
     public var saveEvery = 1
     public var checkConsistency = 0
@@ -138,6 +143,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(m.sgdMomentum >= 0 && m.sgdMomentum < 1, "--momentum must be in [0, 1) (got \(m.sgdMomentum))")
         try need(warmupEpochs >= 0, "--warmup-epochs must be non-negative")
         try need(knnEvery >= 0 && knnK > 0 && knnT > 0, "--knn-every must be >= 0, --knn-k and --knn-t positive")
+        try need((knnBank ?? 1) > 0 && (knnTest ?? 1) > 0, "--knn-bank and --knn-test must be positive")
         try need(logEvery > 0, "--log-every must be positive")
         try need(saveEvery >= 0, "--save-every must be >= 0")
         try need(trainSubset >= 0, "--train-subset must be >= 0")

@@ -55,10 +55,14 @@ public final class Trainer {
     let hooks: TrainingHooks
     let stops: StopRequests
     let say: (String) -> Void
+    /// `--log-consistency`: a monitor, not part of the run's configuration (it changes no value).
+    let consistency: ConsistencyLogging?
 
     public init(config: TrainConfig, comm: Communicator, hooks: TrainingHooks = NoTrainingHooks(),
-                stops: StopRequests = NoStopRequests(), say: @escaping (String) -> Void = { print($0) }) {
+                stops: StopRequests = NoStopRequests(), say: @escaping (String) -> Void = { print($0) },
+                consistency: ConsistencyLogging? = nil) {
         self.config = config; self.comm = comm; self.hooks = hooks; self.stops = stops; self.say = say
+        self.consistency = consistency
     }
 
     var isRoot: Bool { comm.rank == 0 }
@@ -78,6 +82,8 @@ public final class Trainer {
         var summary = TrainSummary()
         var window = ProgressWindow()
         let clock = Stopwatch()
+        /// The key-consistency monitor (`--log-consistency`).
+        var probe: KeyConsistencyProbe?
 
         init(model: ContrastiveMethod, train: Dataset, test: Dataset, sampler: EpochSampler, extractor: FeatureExtractor,
              metrics: MetricsLog?, start: Checkpoint.Position, globalStep: Int) {
@@ -155,8 +161,15 @@ public final class Trainer {
         let extractor = FeatureExtractor(architecture: c.moco.architecture, head: c.moco.head, inChannels: train.channels,
                                          dim: c.moco.dim, height: train.height, width: train.width, engine: c.engine,
                                          hidden: c.moco.mlpDim)
-        return Run(model: model, train: train, test: test, sampler: sampler, extractor: extractor, metrics: metrics,
-                   start: position.at, globalStep: position.step)
+        let run = Run(model: model, train: train, test: test, sampler: sampler, extractor: extractor, metrics: metrics,
+                      start: position.at, globalStep: position.step)
+        if let consistency {
+            try comm.agreeing { try consistency.validate(mechanism: c.moco.mechanism) }
+            (model as? StoredEntries)?.startLedger()
+            run.probe = KeyConsistencyProbe(config: c.moco, inChannels: train.channels, engine: c.engine,
+                                            sample: consistency.sample, subBatch: c.batchSize / W / c.moco.bnSplits, seed: c.seed)
+        }
+        return run
     }
 
     /// Restores `path` ("auto": the newest intact checkpoint in `config.out`) into `model`: rank 0
@@ -250,13 +263,16 @@ public final class Trainer {
             let perm = ShuffleBN.permutation(seed: c.seed, epoch: epoch, step: step, batch: c.batchSize)
             let r = try withExtendedLifetime(batch) {
                 try model.step(StepInput(imQ: batch.query.ptr, imK: batch.key.ptr, indices: batch.indices, perm: perm, lr: lr,
-                                         step: run.globalStep, progress: t / Double(c.epochs)))
+                                         step: run.globalStep, progress: t / Double(c.epochs), epoch: epoch))
             }
             run.globalStep += 1
             hooks.afterStep(run.globalStep, model: model)
             run.window.add(r, images: c.batchSize)
             if run.globalStep % c.logEvery == 0 || step == stepsPerEpoch - 1 {
                 try logProgress(epoch: epoch, step: step, lr: lr, run: run)
+            }
+            if let probe = run.probe, let every = consistency?.every, run.globalStep % every == 0 {
+                try logKeyConsistency(probe, epoch: epoch, run: run)
             }
             if c.checkConsistency > 0 && run.globalStep % c.checkConsistency == 0 {
                 try checkConsistency(model, step: run.globalStep)
@@ -300,6 +316,18 @@ public final class Trainer {
         run.summary.lastLoss = w.loss
     }
 
+    /// One `consistency` record (`KeyConsistencyProbe`), measured on rank 0 (every rank holds
+    /// the same entries and weights); the others only agree on the write.
+    func logKeyConsistency(_ probe: KeyConsistencyProbe, epoch: Int, run: Run) throws {
+        guard let method = run.model as? StoredEntries else { return }
+        try comm.agree(isRoot ? Result {
+            guard let m = probe.measure(method, dataset: run.train, augment: config.augment, dataSeed: config.seed,
+                                        stepsDone: run.globalStep) else { return }
+            try run.metrics?.write(["type": "consistency", "epoch": epoch, "step": run.globalStep, "cos": m.cos, "age": m.age,
+                                    "entries": m.entries, "elapsed_s": run.clock.elapsed])
+        }.error : nil)
+    }
+
     /// The mechanism's own hyperparameters, for the start line.
     static func mechanismSummary(_ m: MoCoConfig) -> String {
         let loss = m.loss == .nce ? "NCE" : "InfoNCE"
@@ -322,7 +350,9 @@ public final class Trainer {
             let knnClock = Stopwatch()
             let fx = run.extractor
             fx.encoder.copyState(from: run.model.query)
-            let top1 = try DistributedKNN.top1(train: run.train, test: run.test, dim: fx.featureDim, k: c.knnK, t: c.knnT,
+            let bank = c.knnBank.map { run.train.prefix(min($0, run.train.count)) } ?? run.train
+            let test = c.knnTest.map { run.test.prefix(min($0, run.test.count)) } ?? run.test
+            let top1 = try DistributedKNN.top1(train: bank, test: test, dim: fx.featureDim, k: c.knnK, t: c.knnT,
                                                comm: comm, threads: c.engine.threads) { ds, idx in fx.features(ds, indices: idx) }
             run.summary.knn.append((epoch, top1, run.clock.elapsed))
             log(String(format: "epoch %d: kNN top-1 %.2f%% (k=%d, t=%.2f; %.1f s)", epoch, top1, c.knnK, c.knnT, knnClock.elapsed))

@@ -52,7 +52,11 @@ struct Train: ParsableCommand {
     @Option(help: "kNN monitor every E epochs (0 = never).") var knnEvery: Int?
     @Option(help: "kNN neighbours.") var knnK: Int?
     @Option(help: "kNN temperature.") var knnT: Float?
+    @Option(help: "kNN monitor: the first N training images as the bank (default all).") var knnBank: Int?
+    @Option(help: "kNN monitor: the first N test images (default all).") var knnTest: Int?
     @Option(help: "Verify queue and weights agree across ranks every N steps (0 = off).") var checkConsistency: Int?
+    @Option(help: "Every N steps, log the mean cosine between a sample of the stored negatives (queue or bank entries) and the current encoder's keys of the same crops, and their mean age (metrics.jsonl type consistency; 0 = off).") var logConsistency = 0
+    @Option(help: "Entries measured by --log-consistency.") var consistencySample = 256
     @Option(help: "Resume from a checkpoint path, or 'auto' for the latest in --out.") var resume: String?
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
     @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
@@ -106,6 +110,8 @@ struct Train: ParsableCommand {
         if let knnEvery { c.knnEvery = knnEvery }
         if let knnK { c.knnK = knnK }
         if let knnT { c.knnT = knnT }
+        if let knnBank { c.knnBank = knnBank }
+        if let knnTest { c.knnTest = knnTest }
         if let checkConsistency { c.checkConsistency = checkConsistency }
         c.engine = try Runtime.engine(threads: threads, conv: conv)   // recorded in the run's configuration
         return c
@@ -119,6 +125,8 @@ struct Train: ParsableCommand {
                 }
                 return (try configuration(worldSize: comm.size), try FaultInjection.fromEnvironment())
             }
+            let consistency = logConsistency != 0 ? ConsistencyLogging(every: logConsistency, sample: consistencySample) : nil
+            try comm.agreeing { try consistency?.validate(mechanism: c.moco.mechanism) }
             say(comm, "configuration:\n" + c.jsonString())
             if dryRun { try comm.agreeing { try c.validate(worldSize: comm.size) }; return }
             if collectiveTimeout > 0 { Runtime.installWatchdog(comm, timeout: collectiveTimeout) }
@@ -126,7 +134,7 @@ struct Train: ParsableCommand {
             try comm.agreeing {
                 if moco_signals_install() != 0 { throw ConfigError("cannot install signal handlers: \(String(cString: strerror(errno)))") }
             }
-            let summary = try Trainer(config: c, comm: comm, hooks: faults, stops: SignalStops(), say: emit)
+            let summary = try Trainer(config: c, comm: comm, hooks: faults, stops: SignalStops(), say: emit, consistency: consistency)
                 .run(resume: resume, stopAfter: stopAfter)
             say(comm, String(format: "done: %d epochs, %d steps in %.1f s; last loss %.4f", summary.epochsDone, summary.steps,
                              summary.seconds, summary.lastLoss)

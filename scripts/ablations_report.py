@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""The report of scripts/ablations.sh (issue 12; docs/ablations.md): reads OUT/protocol.json and
+every OUT/runs/NAME/{config.json,metrics.jsonl,wall_s}, and writes
+
+  OUT/ablations.csv   one row per run (parameters, final kNN top-1, loss, pretext top-1, key
+                      consistency, wall-clock);
+  OUT/ablations.md    one table per part, each point with its seeds' values and their mean;
+  OUT/*.png           a_mechanism_k, b_momentum (loss curves and kNN), c_shuffle_bn (pretext
+                      top-1 over training), d_temperature, e_nce, consistency (cosine and age
+                      over training), memory, temperature_<run> (softmax-score histograms).
+
+A run continued after an interruption may repeat metrics records of the steps after its last
+checkpoint: the last record of each (type, step) is kept. Usage: ablations_report.py OUT
+"""
+import csv
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+
+
+def read_run(d):
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    recs = {}
+    path = os.path.join(d, "metrics.jsonl")
+    if os.path.exists(path):
+        for line in open(path):
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line)
+            recs[(r.get("type"), r.get("step"), r.get("epoch") if r.get("type") == "knn" else None)] = r
+    by_type = defaultdict(list)
+    for (t, _, _), r in recs.items():
+        by_type[t].append(r)
+    for t in by_type:
+        by_type[t].sort(key=lambda r: r["step"])
+    wall = 0.0
+    wp = os.path.join(d, "wall_s")
+    if os.path.exists(wp):
+        wall = sum(float(x) for x in open(wp).read().split())
+    m = cfg["moco"]
+    mech = m["mechanism"]
+    row = {
+        "run": os.path.basename(d), "mechanism": mech, "batch": cfg["batchSize"],
+        "k": cfg["batchSize"] - 1 if mech == "end-to-end" else m["queueSize"],
+        "m": m["momentum"] if mech == "moco" else "", "t": m["temperature"], "loss": m["loss"],
+        "shuffle_bn": m["shuffleBN"] if mech == "moco" else "", "seed": cfg["seed"], "epochs": cfg["epochs"],
+        "knn_top1": by_type["knn"][-1]["knn_top1"] if by_type["knn"] else float("nan"),
+        "final_loss": by_type["train"][-1]["loss"] if by_type["train"] else float("nan"),
+        "final_acc1": by_type["train"][-1]["acc1"] if by_type["train"] else float("nan"),
+        "consistency_cos": by_type["consistency"][-1]["cos"] if by_type["consistency"] else "",
+        "consistency_age": by_type["consistency"][-1]["age"] if by_type["consistency"] else "",
+        "wall_s": round(wall, 1),
+    }
+    return row, by_type
+
+
+def mean(xs):
+    xs = [x for x in xs if isinstance(x, (int, float)) and not math.isnan(x)]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def fmt(x, p=2):
+    return "n/a" if not isinstance(x, (int, float)) or math.isnan(x) else f"{x:.{p}f}"
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: ablations_report.py OUT (the --out of scripts/ablations.sh)")
+    out = sys.argv[1]
+    proto_path = os.path.join(out, "protocol.json")
+    if not os.path.exists(proto_path):
+        sys.exit(f"ablations_report.py: no {proto_path}; run scripts/ablations.sh first")
+    proto = json.load(open(proto_path))
+    runs = {}
+    rundir = os.path.join(out, "runs")
+    for name in sorted(os.listdir(rundir)) if os.path.isdir(rundir) else []:
+        d = os.path.join(rundir, name)
+        if os.path.exists(os.path.join(d, "config.json")):
+            runs[name] = read_run(d)
+    if not runs:
+        sys.exit(f"ablations_report.py: no runs under {rundir}")
+    rows = [r for r, _ in runs.values()]
+    fields = list(rows[0].keys())
+    with open(os.path.join(out, "ablations.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+    bk, bm, bt = proto["base_k"], float(proto["base_m"]), float(proto["base_t"])
+
+    def pick(**kw):
+        """Rows matching every given field (floats compared with a tolerance)."""
+        res = []
+        for r in rows:
+            ok = True
+            for key, v in kw.items():
+                x = r[key]
+                if isinstance(v, float) and isinstance(x, (int, float)):
+                    ok &= abs(float(x) - v) <= 1e-6 * max(1, abs(v))
+                else:
+                    ok &= x == v
+            if ok:
+                res.append(r)
+        return sorted(res, key=lambda r: r["seed"])
+
+    md = [f"# Ablations ({'quick pipeline check' if proto['quick'] else 'protocol'}: {proto['subset']} images, "
+          f"batch {proto['batch']}, {proto['epochs']} epoch(s), seeds {' '.join(proto['seeds'])})", "",
+          f"kNN top-1 % (k = 200, bank: the first {proto['knn_bank']} training images, the first {proto['knn_test']} test images) "
+          f"after the last epoch; per seed, then the mean. Generated by scripts/ablations_report.py from {out}.", ""]
+
+    def table(title, header, points):
+        md.append(f"## {title}")
+        md.append("")
+        md.append("| " + " | ".join(header + ["kNN per seed", "kNN mean", "final loss", "pretext top-1", "wall s"]) + " |")
+        md.append("|" + "---|" * (len(header) + 5))
+        for label, rs in points:
+            if not rs:
+                md.append("| " + " | ".join(label + ["not run"] + [""] * 4) + " |")
+                continue
+            md.append("| " + " | ".join(label + [" / ".join(fmt(r["knn_top1"]) for r in rs), fmt(mean([r["knn_top1"] for r in rs])),
+                                                 fmt(mean([r["final_loss"] for r in rs]), 3), fmt(mean([r["final_acc1"] for r in rs]), 1),
+                                                 fmt(mean([r["wall_s"] for r in rs]), 0)]) + " |")
+        md.append("")
+
+    parts = proto["parts"]
+    plots = {}
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        plt = None
+        md.append("(matplotlib is not installed: no PNGs; `pip install matplotlib`)\n")
+
+    def save(fig, name):
+        p = os.path.join(out, name)
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        plots[name] = p
+
+    if "a" in parts:
+        pts = [(["end-to-end", str(b - 1)], pick(mechanism="end-to-end", batch=b)) for b in proto["e2e_batches"]]
+        pts += [(["memory bank", str(k)], pick(mechanism="memory-bank", k=k, t=bt, loss="infonce")) for k in proto["ks"]]
+        pts += [(["MoCo", str(k)], pick(mechanism="moco", k=k, m=bm, t=bt, loss="infonce", shuffle_bn=True)) for k in proto["ks"]]
+        table("a. Mechanism x K (He et al. 2020, Fig. 3)", ["mechanism", "K"], pts)
+        if plt:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for mech, color in [("end-to-end", "C0"), ("memory bank", "C1"), ("MoCo", "C2")]:
+                xs, ys = [], []
+                for label, rs in pts:
+                    if label[0] != mech or not rs:
+                        continue
+                    k = int(label[1])
+                    ax.scatter([k] * len(rs), [r["knn_top1"] for r in rs], color=color, s=12, alpha=0.6)
+                    xs.append(k); ys.append(mean([r["knn_top1"] for r in rs]))
+                ax.plot(xs, ys, "-o", color=color, label=mech)
+            ax.set_xscale("log", base=2); ax.set_xlabel("K (negatives)"); ax.set_ylabel("kNN top-1 %")
+            ax.set_title("mechanism x K (dots: seeds, line: mean)"); ax.legend()
+            save(fig, "a_mechanism_k.png")
+
+    if "b" in parts:
+        pts = [([m], pick(mechanism="moco", k=bk, m=float(m), t=bt, loss="infonce", shuffle_bn=True)) for m in proto["ms"]]
+        table("b. Key momentum m (He et al. 2020, sec. 4.1, Table on momentum)", ["m"], pts)
+        if plt:
+            fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+            for i, (label, rs) in enumerate(pts):
+                for j, r in enumerate(rs):
+                    tr = runs[r["run"]][1]["train"]
+                    a1.plot([x["step"] for x in tr], [x["loss"] for x in tr], color=f"C{i}", alpha=0.8,
+                            label=f"m = {label[0]}" if j == 0 else None)
+                a2.scatter([i] * len(rs), [r["knn_top1"] for r in rs], color=f"C{i}")
+            a1.set_xlabel("step"); a1.set_ylabel("training loss"); a1.legend(); a1.set_title("loss (each seed)")
+            a2.set_xticks(range(len(pts))); a2.set_xticklabels([p[0][0] for p in pts]); a2.set_xlabel("m")
+            a2.set_ylabel("kNN top-1 %"); a2.set_title("kNN after the last epoch")
+            save(fig, "b_momentum.png")
+
+    if "c" in parts:
+        pts = [([s], pick(mechanism="moco", k=bk, m=bm, t=bt, loss="infonce", shuffle_bn=(s == "on"))) for s in ["on", "off"]]
+        table("c. Shuffle-BN (He et al. 2020, sec. 3.3 and Fig. 6 of the appendix)", ["shuffle-BN"], pts)
+        if plt:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for i, (label, rs) in enumerate(pts):
+                for j, r in enumerate(rs):
+                    tr = runs[r["run"]][1]["train"]
+                    knn = fmt(r["knn_top1"])
+                    ax.plot([x["step"] for x in tr], [x["acc1"] for x in tr], color=f"C{i}",
+                            label=f"shuffle-BN {label[0]} (seed {r['seed']}: kNN {knn}%)")
+            ax.set_xlabel("step"); ax.set_ylabel("pretext top-1 % (training window)"); ax.legend(fontsize=8)
+            ax.set_title("the pretext task with and without shuffle-BN")
+            save(fig, "c_shuffle_bn.png")
+
+    if "d" in parts:
+        pts = [(["MoCo", t], pick(mechanism="moco", k=bk, m=bm, t=float(t), loss="infonce", shuffle_bn=True)) for t in proto["ts"]]
+        pts += [(["memory bank", t], pick(mechanism="memory-bank", k=bk, t=float(t), loss="infonce")) for t in proto["ts"]]
+        table("d. Temperature T", ["mechanism", "T"], pts)
+        if plt:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for mech, color in [("MoCo", "C2"), ("memory bank", "C1")]:
+                xs, ys = [], []
+                for label, rs in pts:
+                    if label[0] == mech and rs:
+                        ax.scatter([float(label[1])] * len(rs), [r["knn_top1"] for r in rs], color=color, s=12, alpha=0.6)
+                        xs.append(float(label[1])); ys.append(mean([r["knn_top1"] for r in rs]))
+                ax.plot(xs, ys, "-o", color=color, label=mech)
+            ax.set_xscale("log"); ax.set_xlabel("T"); ax.set_ylabel("kNN top-1 %"); ax.legend(); ax.set_title("temperature")
+            save(fig, "d_temperature.png")
+
+    if "e" in parts:
+        pts = []
+        for mech, name in [("moco", "MoCo"), ("memory-bank", "memory bank")]:
+            for loss in ["infonce", "nce"]:
+                kw = dict(mechanism=mech, k=bk, t=bt, loss=loss)
+                if mech == "moco":
+                    kw.update(m=bm, shuffle_bn=True)
+                pts.append(([name, loss], pick(**kw)))
+        table("e. NCE (Wu et al. 2018) against InfoNCE (He et al. 2020, eq. 1)", ["mechanism", "loss"], pts)
+        if plt:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for i, (label, rs) in enumerate(pts):
+                ax.bar(i, mean([r["knn_top1"] for r in rs]) if rs else 0, color="C0" if label[1] == "infonce" else "C3")
+                ax.scatter([i] * len(rs), [r["knn_top1"] for r in rs], color="k", s=10)
+            ax.set_xticks(range(len(pts))); ax.set_xticklabels([" ".join(p[0]) for p in pts], fontsize=8)
+            ax.set_ylabel("kNN top-1 %"); ax.set_title("NCE against InfoNCE (bars: mean, dots: seeds)")
+            save(fig, "e_nce.png")
+
+    if "consistency" in parts:
+        md.append("## Key consistency (He et al. 2020, sec. 3.2 and Fig. 2)")
+        md.append("")
+        md.append("Mean cosine between stored negatives and the current encoder's key of the same crops, and their "
+                  "mean age in steps, at the last measurement (`--log-consistency`).")
+        md.append("")
+        md.append("| dictionary | cosine per seed | mean age (steps) |")
+        md.append("|---|---|---|")
+        series = [("MoCo m = 0.99", pick(mechanism="moco", k=bk, m=0.99, t=bt, loss="infonce", shuffle_bn=True)),
+                  ("MoCo m = 0.999", pick(mechanism="moco", k=bk, m=0.999, t=bt, loss="infonce", shuffle_bn=True)),
+                  ("memory bank", pick(mechanism="memory-bank", k=bk, t=bt, loss="infonce"))]
+        for label, rs in series:
+            md.append(f"| {label} | " + " / ".join(fmt(r["consistency_cos"], 3) for r in rs if r["consistency_cos"] != "")
+                      + " | " + fmt(mean([r["consistency_age"] for r in rs if r["consistency_age"] != ""]), 1) + " |")
+        md.append("")
+        if plt:
+            fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+            for i, (label, rs) in enumerate(series):
+                for j, r in enumerate(rs):
+                    cs = runs[r["run"]][1]["consistency"]
+                    a1.plot([x["step"] for x in cs], [x["cos"] for x in cs], color=f"C{i}", label=label if j == 0 else None)
+                    a2.plot([x["step"] for x in cs], [x["age"] for x in cs], color=f"C{i}", label=label if j == 0 else None)
+            a1.set_xlabel("step"); a1.set_ylabel("mean cosine stored vs recomputed"); a1.legend(); a1.set_title("consistency")
+            a2.set_xlabel("step"); a2.set_ylabel("mean age of the entries (steps)"); a2.legend(); a2.set_title("age")
+            save(fig, "consistency.png")
+
+    if "memory" in parts:
+        mem = []
+        for fn in sorted(os.listdir(out)):
+            if fn.startswith("memory_") and fn.endswith(".csv"):
+                mem += list(csv.DictReader(open(os.path.join(out, fn))))
+        if mem:
+            md.append("## Dictionary memory per rank (`moco memory`; He et al. 2020, sec. 3.2)")
+            md.append("")
+            md.append("| dictionary | K | images N | buffers (MB) | resident growth (MB) | |")
+            md.append("|---|---|---|---|---|---|")
+            for r in mem:
+                rss = f"{int(r['rss_growth_bytes']) / 1e6:.1f}" if r["rss_growth_bytes"] else "-"
+                md.append(f"| {r['mechanism']} | {r['k']} | {r['images']} | {int(r['buffer_bytes']) / 1e6:.1f} | {rss} | "
+                          f"{'measured' if r['measured'] == 'true' else 'computed'} |")
+            md.append("")
+            if plt:
+                fig, ax = plt.subplots(figsize=(6, 4))
+                for mech, color in [("moco queue", "C2"), ("memory bank", "C1")]:
+                    for k in sorted({r["k"] for r in mem}, key=int):
+                        rs = sorted([r for r in mem if r["mechanism"] == mech and r["k"] == k], key=lambda r: int(r["images"]))
+                        ax.plot([int(r["images"]) for r in rs], [int(r["buffer_bytes"]) / 1e6 for r in rs], "-o" if k == "4096" else "--s",
+                                color=color, label=f"{mech} K={k}")
+                ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("dataset size N"); ax.set_ylabel("MB per rank")
+                ax.legend(); ax.set_title("dictionary memory against dataset size")
+                save(fig, "memory.png")
+
+    if "temperature" in parts:
+        tdir = os.path.join(out, "temperature")
+        if os.path.isdir(tdir):
+            md.append("## Softmax scores against T for one trained model (`moco temperature`)")
+            md.append("")
+            md.append("| run | T | mean p(positive) | mean top negative | effective negatives | top 1% share |")
+            md.append("|---|---|---|---|---|---|")
+            for fn in sorted(os.listdir(tdir)):
+                if not fn.endswith("_summary.csv"):
+                    continue
+                prefix = os.path.join(tdir, fn[: -len("_summary.csv")])
+                for r in csv.DictReader(open(prefix + "_summary.csv")):
+                    md.append(f"| {os.path.basename(prefix)} | {r['t']} | {float(r['mean_p_pos']):.4f} | {float(r['mean_top_neg']):.2e} | "
+                              f"{float(r['effective_negatives']):.1f} of {r['k']} | {100 * float(r['top1pct_share']):.1f}% |")
+                if plt:
+                    import subprocess
+                    subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "temperature_plot.py"), prefix,
+                                    os.path.join(out, f"temperature_{os.path.basename(prefix)}.png")], check=False)
+                    plots[f"temperature_{os.path.basename(prefix)}.png"] = ""
+            md.append("")
+
+    walls = [r["wall_s"] for r in rows]
+    sw = os.path.join(out, "suite_wall_s")
+    md.append(f"Runs: {len(rows)}; summed run wall-clock {sum(walls) / 60:.1f} min"
+              + (f"; suite wall-clock of the last invocation {int(open(sw).read()) / 60:.1f} min" if os.path.exists(sw) else "")
+              + f" ({proto['jobs']} runs side by side).")
+    md.append("")
+    if plots:
+        md.append("Plots: " + ", ".join(sorted(plots)))
+    open(os.path.join(out, "ablations.md"), "w").write("\n".join(md) + "\n")
+    print(f"wrote {out}/ablations.csv, {out}/ablations.md" + (", " + ", ".join(sorted(plots)) if plots else ""))
+
+
+if __name__ == "__main__":
+    main()
