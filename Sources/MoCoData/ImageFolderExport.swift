@@ -18,9 +18,11 @@ public enum ImageFolderExport {
         var fileExtension: String { self == .png ? "png" : "jpg" }
     }
 
-    /// Writes the first `limit` images (all when nil) of `train` and of `val`. -> images written.
+    /// Writes the first `limit` images (all when nil) of `train` and of `val`, each resized to
+    /// `size` x `size` first when given (`ImageResize`; larger files for measuring the reader).
+    /// -> images written.
     public static func write(train: Dataset, val: Dataset, classNames: [String], to root: String, format: Format,
-                             limit: Int? = nil, threads: Int) throws -> (train: Int, val: Int) {
+                             limit: Int? = nil, size: Int? = nil, threads: Int) throws -> (train: Int, val: Int) {
         let fm = FileManager.default
         for split in ["train", "val"] where fm.fileExists(atPath: root + "/" + split) {
             throw DataError(.invalidArgument, path: root + "/" + split, "\(root)/\(split) already exists; export into a new folder")
@@ -45,17 +47,19 @@ public enum ImageFolderExport {
                 }
             }
             let digits = max(5, String(max(ds.count - 1, 0)).count)
-            try encodeAll(ds, count: n, threads: threads) { i in
+            let side = size ?? ds.height
+            try encodeAll(ds, count: n, size: size, threads: threads) { i in
                 let index = String(i)
                 let name = String(repeating: "0", count: digits - index.count) + index + "." + format.fileExtension
                 return root + "/" + split + "/" + folders[Int(ds.labels[i])] + "/" + name
             } encode: { hwc in
                 switch format {
                 case .png:
-                    return try ImageCodec.encodePNG(width: ds.width, height: ds.height, colorType: ds.channels == 1 ? .grey : .rgb,
-                                                    samples: hwc)
+                    return try ImageCodec.encodePNG(width: size == nil ? ds.width : side, height: side,
+                                                    colorType: ds.channels == 1 ? .grey : .rgb, samples: hwc)
                 case .jpeg(let q):
-                    return try ImageCodec.encodeJPEG(width: ds.width, height: ds.height, channels: ds.channels, quality: q, pixels: hwc)
+                    return try ImageCodec.encodeJPEG(width: size == nil ? ds.width : side, height: side, channels: ds.channels,
+                                                     quality: q, pixels: hwc)
                 }
             }
             written.append(n)
@@ -63,14 +67,18 @@ public enum ImageFolderExport {
         return (written[0], written[1])
     }
 
-    /// Encodes and writes images 0..<count on `threads` workers.
-    static func encodeAll(_ ds: Dataset, count n: Int, threads: Int, path: (Int) -> String,
+    /// Encodes and writes images 0..<count on `threads` workers; `encode` gets [h, w, C] bytes
+    /// (size x size x C when `size` is given).
+    static func encodeAll(_ ds: Dataset, count n: Int, size: Int?, threads: Int, path: (Int) -> String,
                           encode: ([UInt8]) throws -> [UInt8]) throws {
         let lock = NSLock()
         var next = 0
         var failure: Error?
         Parallel.run(max(1, min(threads, n))) { _ in
             var hwc = [UInt8](repeating: 0, count: ds.imageSize)
+            let side = size ?? 0
+            var chw = [UInt8](repeating: 0, count: ds.channels * side * side)
+            var resized = [UInt8](repeating: 0, count: ds.channels * side * side)
             while true {
                 lock.lock()
                 let i = next
@@ -83,9 +91,22 @@ public enum ImageFolderExport {
                         toHWC(src.baseAddress! + i * ds.imageSize, channels: ds.channels, plane: ds.height * ds.width, into: dst.baseAddress!)
                     }
                 }
+                if size != nil {
+                    hwc.withUnsafeBufferPointer { src in
+                        chw.withUnsafeMutableBufferPointer { dst in
+                            ImageResize.resizeCentreCrop(src.baseAddress!, height: ds.height, width: ds.width, channels: ds.channels,
+                                                         size: side, into: dst.baseAddress!)
+                        }
+                    }
+                    chw.withUnsafeBufferPointer { src in
+                        resized.withUnsafeMutableBufferPointer { dst in
+                            toHWC(src.baseAddress!, channels: ds.channels, plane: side * side, into: dst.baseAddress!)
+                        }
+                    }
+                }
                 do {
                     let file = path(i)
-                    let bytes = try encode(hwc)
+                    let bytes = try encode(size == nil ? hwc : resized)
                     do { try Data(bytes).write(to: URL(fileURLWithPath: file)) } catch {
                         throw DataError(.invalidArgument, path: file, "cannot write \(file): \(error.localizedDescription)")
                     }

@@ -211,6 +211,31 @@ final class ImageFolderTests: XCTestCase {
         }
     }
 
+    /// `size`: the exporter scales the images (here 20 -> 40 px, `ImageResize`), and reading them
+    /// back at 40 px gives those scaled bytes.
+    func testExportAtAnotherSizeWritesTheScaledImages() throws {
+        let out = try makeTempDir(self)
+        let train = Dataset.synthetic(split: .train, count: 10, channels: 1, height: 20, width: 20)
+        let val = Dataset.synthetic(split: .test, count: 10, channels: 1, height: 20, width: 20)
+        _ = try ImageFolderExport.write(train: train, val: val, classNames: DatasetKind.synthetic.classNames!, to: out,
+                                        format: .png, size: 40, threads: 2)
+        let first = try ImageFolderListing.scan(out).train[0]
+        let big = try ImageCodec.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/" + first.path))))
+        XCTAssertEqual([big.width, big.height, big.channels], [40, 40, 1])
+        let l = try ImageFolder.load(root: out, options: ImageFolderOptions(imageSize: 40), threads: 2)
+        for (j, f) in l.images.listing.train.enumerated() {
+            let i = Int(f.path.split(separator: "/").last!.split(separator: ".").first!)!
+            var scaled = [UInt8](repeating: 0, count: 1600)
+            train.pixels.withUnsafeBufferPointer { src in   // one channel: CHW is HWC
+                scaled.withUnsafeMutableBufferPointer {
+                    ImageResize.resizeCentreCrop(src.baseAddress! + i * 400, height: 20, width: 20, channels: 1, size: 40, into: $0.baseAddress!)
+                }
+            }
+            XCTAssertEqual(Array(l.images.train[j * 1600 ..< (j + 1) * 1600]), scaled, f.path)
+            XCTAssertNotEqual(scaled, [UInt8](repeating: scaled[0], count: 1600))
+        }
+    }
+
     /// Real Fashion-MNIST images through the folder: the same pixels as the IDX reader.
     func testFashionMNISTThroughAFolderIsPixelExact() throws {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist"), "dataset-fashion-mnist not installed")
