@@ -37,13 +37,20 @@ let package = Package(
         .target(name: "CSignals", path: "Sources/CSignals"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // Image folders (`--data folder`): PNG and JPEG through Debian's libpng and libjpeg-turbo,
+        // called only from the C shim (both libraries report errors by longjmp).
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"], path: "Sources/CImageCodecs"),
 
         // Engine: tensors and kernels -> layers and models -> optimizer.
         .target(name: "MoCoTensor", dependencies: ["CBLAS"], swiftSettings: fast),
         .target(name: "MoCoLayers", dependencies: ["MoCoTensor"], swiftSettings: fast),
         .target(name: "MoCoOptim", dependencies: ["MoCoTensor"], swiftSettings: fast),
         .target(name: "SafeTensors", dependencies: [], swiftSettings: fast),
-        .target(name: "MoCoData", dependencies: ["MoCoTensor", "CZlib"], swiftSettings: fast),
+        .target(name: "MoCoData", dependencies: ["MoCoTensor", "CZlib", "CImageCodecs", "SafeTensors"], swiftSettings: fast),
         .target(name: "MoCoComm", dependencies: ["CMPIShim"], swiftSettings: fast),
         .target(name: "MoCo",
                 dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm", "CZlib"],

@@ -29,8 +29,19 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var dataDir: String? = nil
     /// Use only the first N training images (0 = all); for quick runs and tests.
     public var trainSubset = 0
+    /// `--data folder`: side of the square images (nil: `ImageFolderOptions.defaultImageSize`).
+    /// Optional, as the other folder settings, so configurations written before they existed
+    /// still read.
+    public var imageSize: Int? = nil
+    /// `--data folder`: 1 or 3 channels (nil: from the data).
+    public var channels: Int? = nil
+    /// `--data folder`: directory of the decoded cache (nil: the data folder itself).
+    public var cacheDir: String? = nil
     public var augment = AugmentConfig.mocoV2
     // Monitoring and output
+    /// Also run the kNN monitor before the first step (epoch 0: the randomly initialised
+    /// encoder, the baseline the training is measured against).
+    public var knnAtStart: Bool? = nil
     public var knnEvery = 1
     public var knnK = 200
     public var knnT: Float = 0.1
@@ -45,6 +56,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var out = "runs/moco"
 
     public init() {}
+
+    /// How `--data folder` reads its images.
+    public var folderOptions: ImageFolderOptions {
+        ImageFolderOptions(imageSize: imageSize ?? ImageFolderOptions.defaultImageSize, channels: channels, cacheDir: cacheDir)
+    }
 
     /// The presets, by their `--preset` names.
     public enum Preset: String, CaseIterable, Sendable {
@@ -147,6 +163,13 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(logEvery > 0, "--log-every must be positive")
         try need(saveEvery >= 0, "--save-every must be >= 0")
         try need(trainSubset >= 0, "--train-subset must be >= 0")
+        if data == .folder {
+            try need(dataDir != nil, "--data folder needs --data-dir D (a folder with D/train/<class>/* and D/val/<class>/*)")
+            try folderOptions.validate()
+        } else {
+            try need(imageSize == nil && channels == nil && cacheDir == nil,
+                     "--image-size, --channels and --cache-dir apply to --data folder only (\(data.rawValue) images have a fixed size)")
+        }
         try need(checkConsistency >= 0, "--check-consistency must be >= 0")
         try need(engine.threads >= 1, "--threads must be positive (got \(engine.threads))")
         try need(augment.cropScaleMin > 0 && augment.cropScaleMin <= augment.cropScaleMax && augment.cropScaleMax <= 1,
@@ -162,6 +185,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         cmp("moco-dim", moco.dim, other.moco.dim); cmp("queue-size", moco.queueSize, other.moco.queueSize)
         cmp("batch-size", batchSize, other.batchSize); cmp("data", data.rawValue, other.data.rawValue)
         cmp("train-subset", trainSubset, other.trainSubset); cmp("seed", seed, other.seed)
+        if data == .folder || other.data == .folder {
+            cmp("image-size", folderOptions.imageSize, other.folderOptions.imageSize)
+            cmp("channels", channels.map(String.init) ?? "from the data", other.channels.map(String.init) ?? "from the data")
+        }
         cmp("symmetric", moco.symmetric, other.moco.symmetric)
         cmp("mechanism", moco.mechanism.rawValue, other.moco.mechanism.rawValue)
         cmp("loss", moco.loss.rawValue, other.moco.loss.rawValue)

@@ -94,11 +94,32 @@ public final class Trainer {
         }
     }
 
-    public static func loadData(_ c: TrainConfig) throws -> (train: Dataset, test: Dataset) {
-        var train = try Dataset.load(c.data, split: .train, directory: c.dataDir)
-        let test = try Dataset.load(c.data, split: .test, directory: c.dataDir)
+    /// The training and evaluation sets of `c` on every rank (agreed: all ranks return, or all
+    /// throw the same error). An image folder's evaluation set is its `val` split, loaded by
+    /// `FolderLoading` (decoding shared among the ranks, one rank writing the cache); `log` is
+    /// called on every rank with its progress (pass a rank-0-only printer).
+    public static func loadData(_ c: TrainConfig, comm: Communicator, log: (String) -> Void = { _ in })
+        throws -> (train: Dataset, test: Dataset) {
+        var (train, test) = try loadSplits(kind: c.data, directory: c.dataDir, folder: c.folderOptions, comm: comm,
+                                           threads: c.engine.threads, log: log)
         if c.trainSubset > 0 && c.trainSubset < train.count { train = train.prefix(c.trainSubset) }
         return (train, test)
+    }
+
+    /// Both splits of a dataset, whole, on every rank (agreed).
+    public static func loadSplits(kind: DatasetKind, directory: String?, folder: ImageFolderOptions, comm: Communicator,
+                                  threads: Int, log: (String) -> Void) throws -> (train: Dataset, test: Dataset) {
+        if kind == .folder {
+            guard let root = directory else {
+                let e = ConfigError("--data folder needs --data-dir D (a folder with D/train/<class>/* and D/val/<class>/*)")
+                try comm.agree(e)
+                throw e
+            }
+            return try FolderLoading.load(root: root, options: folder, comm: comm, threads: threads, log: log)
+        }
+        return try comm.agreeing {
+            (try Dataset.load(kind, split: .train, directory: directory), try Dataset.load(kind, split: .test, directory: directory))
+        }
     }
 
     /// - Parameters:
@@ -115,6 +136,10 @@ public final class Trainer {
                                        rank: comm.rank, worldSize: comm.size, startEpoch: run.start.epoch,
                                        startStep: run.start.stepInEpoch, endEpoch: endEpoch)
         defer { loader.stop() }
+        if c.knnAtStart == true && c.knnEvery > 0 && run.start == Checkpoint.Position(epoch: 0) {
+            // The baseline: the encoder as initialised, on the same bank and test set.
+            try knnMonitor(afterEpoch: 0, run: run, what: " (the randomly initialised encoder)")
+        }
         for epoch in run.start.epoch..<endEpoch {
             let first = epoch == run.start.epoch ? run.start.stepInEpoch : 0
             if let stop = try trainEpoch(epoch, from: first, run: run, loader: loader) {
@@ -134,13 +159,12 @@ public final class Trainer {
     func start(resume: String?) throws -> Run {
         let c = config, W = comm.size
         // Agree before the first real collective: every rank validates and loads the same.
-        let (train, test) = try comm.agreeing { () -> (Dataset, Dataset) in
-            try c.validate(worldSize: W)
-            let d = try Trainer.loadData(c)
-            if d.train.count / c.batchSize == 0 {
-                throw ConfigError("the training set (\(d.train.count) images) is smaller than one global batch (\(c.batchSize))")
+        try comm.agreeing { try c.validate(worldSize: W) }
+        let (train, test) = try Trainer.loadData(c, comm: comm, log: log)
+        try comm.agreeing {
+            if train.count / c.batchSize == 0 {
+                throw ConfigError("the training set (\(train.count) images) is smaller than one global batch (\(c.batchSize))")
             }
-            return d
         }
         let model = Methods.make(config: c.moco, inChannels: train.channels, datasetCount: train.count, engine: c.engine,
                                  seed: c.seed, comm: comm)
@@ -346,22 +370,29 @@ public final class Trainer {
     func evaluateAndSave(afterEpoch epoch: Int, isLast: Bool, run: Run) throws {
         let c = config
         if c.knnEvery > 0 && (epoch % c.knnEvery == 0 || isLast) {
-            comm.watchdog?.beat("kNN evaluation after epoch \(epoch)")
-            let knnClock = Stopwatch()
-            let fx = run.extractor
-            fx.encoder.copyState(from: run.model.query)
-            let bank = c.knnBank.map { run.train.prefix(min($0, run.train.count)) } ?? run.train
-            let test = c.knnTest.map { run.test.prefix(min($0, run.test.count)) } ?? run.test
-            let top1 = try DistributedKNN.top1(train: bank, test: test, dim: fx.featureDim, k: c.knnK, t: c.knnT,
-                                               comm: comm, threads: c.engine.threads) { ds, idx in fx.features(ds, indices: idx) }
-            run.summary.knn.append((epoch, top1, run.clock.elapsed))
-            log(String(format: "epoch %d: kNN top-1 %.2f%% (k=%d, t=%.2f; %.1f s)", epoch, top1, c.knnK, c.knnT, knnClock.elapsed))
-            try writeMetrics(["type": "knn", "epoch": epoch, "step": run.globalStep, "knn_top1": top1, "elapsed_s": run.clock.elapsed], run: run)
-            run.window.restart()
+            try knnMonitor(afterEpoch: epoch, run: run)
         }
         if (c.saveEvery > 0 && epoch % c.saveEvery == 0) || isLast {
             _ = try save(at: Checkpoint.Position(epoch: epoch), run: run)
         }
+    }
+
+    /// The kNN monitor after `epoch` epochs: the query encoder's backbone features of the training
+    /// set as the bank, the evaluation set's as queries; a log line and a metrics record.
+    func knnMonitor(afterEpoch epoch: Int, run: Run, what: String = "") throws {
+        let c = config
+        comm.watchdog?.beat("kNN evaluation after epoch \(epoch)")
+        let knnClock = Stopwatch()
+        let fx = run.extractor
+        fx.encoder.copyState(from: run.model.query)
+        let bank = c.knnBank.map { run.train.prefix(min($0, run.train.count)) } ?? run.train
+        let test = c.knnTest.map { run.test.prefix(min($0, run.test.count)) } ?? run.test
+        let top1 = try DistributedKNN.top1(train: bank, test: test, dim: fx.featureDim, k: c.knnK, t: c.knnT,
+                                           comm: comm, threads: c.engine.threads) { ds, idx in fx.features(ds, indices: idx) }
+        run.summary.knn.append((epoch, top1, run.clock.elapsed))
+        log(String(format: "epoch %d: kNN top-1 %.2f%%%@ (k=%d, t=%.2f; %.1f s)", epoch, top1, what, c.knnK, c.knnT, knnClock.elapsed))
+        try writeMetrics(["type": "knn", "epoch": epoch, "step": run.globalStep, "knn_top1": top1, "elapsed_s": run.clock.elapsed], run: run)
+        run.window.restart()
     }
 
     /// Writes the checkpoint of `position` (rank 0, atomically: the previous checkpoints stay

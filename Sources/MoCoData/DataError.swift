@@ -8,6 +8,9 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
         case missingFile
         case corrupt
         case invalidArgument
+        /// An image folder that does not have the expected layout (no classes, an empty class
+        /// folder, a class only in val, an unsupported image format).
+        case badLayout
     }
 
     public let kind: Kind
@@ -26,6 +29,7 @@ public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
         case .missingFile: return "missing data file: \(message)"
         case .corrupt: return "corrupt data file \(path ?? "?"): \(message)"
         case .invalidArgument: return "invalid data request: \(message)"
+        case .badLayout: return "image folder: \(message)"
         }
     }
 

@@ -71,12 +71,27 @@ public enum DatasetKind: String, CaseIterable, Sendable, Codable {
     case mnist
     case cifar10
     case synthetic
+    /// torchvision's ImageFolder layout, `D/train/<class>/*` and `D/val/<class>/*` (PNG, JPEG):
+    /// loaded with its `ImageFolderOptions` (`ImageFolder.load`), not by `Dataset.load`.
+    case folder
 
     /// Where the Debian package puts the files, if there is one.
     public var defaultDirectory: String? {
         switch self {
         case .fashionMNIST: return "/usr/share/datasets/fashion-mnist"
-        case .mnist, .cifar10, .synthetic: return nil
+        case .mnist, .cifar10, .synthetic, .folder: return nil
+        }
+    }
+
+    /// Class names in label order (torchvision's for Fashion-MNIST and CIFAR-10; the shape
+    /// families of `Dataset.synthetic`); nil for a folder, whose classes are its subfolders.
+    public var classNames: [String]? {
+        switch self {
+        case .fashionMNIST: return ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        case .mnist: return (0..<10).map { "digit-\($0)" }
+        case .cifar10: return ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        case .synthetic: return ["horizontal-bars", "vertical-bars", "ring", "plus", "x-cross", "disk", "square", "triangle", "dot-grid", "l-corner"]
+        case .folder: return nil
         }
     }
 
@@ -86,7 +101,7 @@ public enum DatasetKind: String, CaseIterable, Sendable, Codable {
         case .fashionMNIST: return ([0.2860], [0.3530])
         case .mnist: return ([0.1307], [0.3081])
         case .cifar10: return ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
-        case .synthetic: return nil
+        case .synthetic, .folder: return nil
         }
     }
 }
@@ -107,6 +122,8 @@ extension Dataset {
     /// - synthetic: `Dataset.synthetic` with its defaults; `directory` is ignored.
     public static func load(_ kind: DatasetKind, split: Split, directory: String?) throws -> Dataset {
         switch kind {
+        case .folder:
+            throw DataError(.invalidArgument, "--data folder is loaded with its options (ImageFolder.load), not Dataset.load")
         case .synthetic:
             return synthetic(split: split)
         case .fashionMNIST, .mnist:

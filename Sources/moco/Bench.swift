@@ -162,7 +162,7 @@ struct Bench: ParsableCommand {
                 c.data = data; c.batchSize = batchSize; c.moco.mechanism = mechanism; c.trainSubset = trainSubset
                 if comm.size > 1 { c.moco.bnSplits = 1 }
                 c.engine = try Runtime.engine(threads: threads, conv: nil)
-                let perEpoch = max(1, try Trainer.loadData(c).train.count / batchSize)
+                let perEpoch = max(1, try Trainer.loadData(c, comm: comm).train.count / batchSize)
                 c.epochs = (steps + perEpoch - 1) / perEpoch
                 c.knnEvery = 0; c.saveEvery = 1; c.logEvery = max(every, 10)
                 let dir = out ?? FileManager.default.temporaryDirectory.appendingPathComponent("moco-soak-\(getpid())").path

@@ -12,6 +12,9 @@ struct EvalOptions: ParsableArguments {
     @Option(help: "Encoder (for a bare encoder or --random-init).") var arch: Architecture?
     @Option(help: "Dataset (default: the checkpoint's, else fashion-mnist).") var data: DatasetKind?
     @Option(help: "Directory of the dataset files.") var dataDir: String?
+    @Option(help: "--data folder: side of the square images (default: the checkpoint's, else 32).") var imageSize: Int?
+    @Option(help: "--data folder: 1 or 3 channels (default: the checkpoint's, else from the data).") var channels: Int?
+    @Option(help: "--data folder: directory for the decoded cache (default: the checkpoint's, else the data folder).") var cacheDir: String?
     @Flag(help: "Baseline: raw normalised pixels as features.") var rawPixels = false
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
@@ -21,38 +24,51 @@ struct EvalOptions: ParsableArguments {
     /// The engine settings of an evaluation (threads; the configured or build-default convolution).
     func engine() throws -> EngineConfig { try Runtime.engine(threads: threads, conv: nil) }
 
-    /// The datasets and a feature function (L2-normalised or not).
+    /// The datasets and a feature function (L2-normalised or not), agreed on by every rank
+    /// (loading an image folder is itself collective: `Trainer.loadSplits`).
     func setup(comm: Communicator, engine: EngineConfig) throws -> (train: Dataset, test: Dataset, dim: Int, label: String,
                                                                     features: (Dataset, [Int], Bool) -> FloatBuffer) {
-        let modes = [weights != nil, rawPixels, randomInit].filter { $0 }.count
-        guard modes == 1 else { throw ValidationError("give exactly one of --weights, --raw-pixels, --random-init") }
-        var cfg: TrainConfig?
-        var encoder: Encoder?
-        if let weights {
+        let (cfg, loaded) = try comm.agreeing { () -> (TrainConfig?, Encoder?) in
+            let modes = [weights != nil, rawPixels, randomInit].filter { $0 }.count
+            guard modes == 1 else { throw ValidationError("give exactly one of --weights, --raw-pixels, --random-init") }
+            guard let weights else { return (nil, nil) }
             let l = try WeightsFile.load(weights, architecture: arch, head: nil, backboneOnly: true, engine: engine)
-            encoder = l.encoder; cfg = l.config
+            return (l.config, l.encoder)
         }
         let k = data ?? cfg?.data ?? .fashionMNIST
-        let train = try Dataset.load(k, split: .train, directory: dataDir ?? cfg?.dataDir)
-        let test = try Dataset.load(k, split: .test, directory: dataDir ?? cfg?.dataDir)
-        if randomInit {
-            let e = Encoder(architecture: arch ?? .resnet20, head: .mlp, inChannels: train.channels, trainable: false, engine: engine)
-            e.initialize(seed: seed, scheme: `init`)
-            encoder = e
+        // An image folder at the size and channels it was trained at, unless given; its
+        // evaluation set is D/val.
+        let same = cfg?.data == .folder
+        let folder = ImageFolderOptions(imageSize: imageSize ?? (same ? cfg?.imageSize : nil) ?? ImageFolderOptions.defaultImageSize,
+                                        channels: channels ?? (same ? cfg?.channels : nil), cacheDir: cacheDir ?? (same ? cfg?.cacheDir : nil))
+        try comm.agreeing {
+            if k != .folder && (imageSize != nil || channels != nil || cacheDir != nil) {
+                throw ValidationError("--image-size, --channels and --cache-dir apply to --data folder only")
+            }
         }
-        if rawPixels {
-            // Raw-pixel features are always L2-normalised (the kNN baseline's definition).
-            return (train, test, train.imageSize, "raw pixels", { ds, idx, _ in pixelFeatures(ds, indices: idx) })
+        let (train, test) = try Trainer.loadSplits(kind: k, directory: dataDir ?? cfg?.dataDir, folder: folder, comm: comm,
+                                                   threads: engine.threads, log: { say(comm, $0) })
+        return try comm.agreeing {
+            var encoder = loaded
+            if randomInit {
+                let e = Encoder(architecture: arch ?? .resnet20, head: .mlp, inChannels: train.channels, trainable: false, engine: engine)
+                e.initialize(seed: seed, scheme: `init`)
+                encoder = e
+            }
+            if rawPixels {
+                // Raw-pixel features are always L2-normalised (the kNN baseline's definition).
+                return (train, test, train.imageSize, "raw pixels", { ds, idx, _ in pixelFeatures(ds, indices: idx) })
+            }
+            let e = encoder!
+            guard e.inChannels == train.channels else {
+                throw ValidationError("the encoder takes \(e.inChannels) channel(s), \(k.rawValue) images have \(train.channels)")
+            }
+            let fx = FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
+                                      height: train.height, width: train.width, engine: engine)
+            fx.encoder.copyState(from: e)
+            let label = randomInit ? "random \(e.architecture.rawValue) (\(`init`.rawValue) init, seed \(seed))" : "\(e.architecture.rawValue) from \(weights!)"
+            return (train, test, e.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
         }
-        let e = encoder!
-        guard e.inChannels == train.channels else {
-            throw ValidationError("the encoder takes \(e.inChannels) channel(s), \(k.rawValue) images have \(train.channels)")
-        }
-        let fx = FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
-                                  height: train.height, width: train.width, engine: engine)
-        fx.encoder.copyState(from: e)
-        let label = randomInit ? "random \(e.architecture.rawValue) (\(`init`.rawValue) init, seed \(seed))" : "\(e.architecture.rawValue) from \(weights!)"
-        return (train, test, e.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
     }
 }
 
@@ -67,7 +83,7 @@ struct Knn: ParsableCommand {
     func run() throws {
         Runtime.run { comm in
             let engine = try comm.agreeing { try options.engine() }
-            let s = try comm.agreeing { try options.setup(comm: comm, engine: engine) }
+            let s = try options.setup(comm: comm, engine: engine)
             let watch = Stopwatch()
             let top1 = try DistributedKNN.top1(train: s.train, test: s.test, dim: s.dim, k: k, t: t, comm: comm,
                                                threads: engine.threads) { ds, idx in
@@ -95,7 +111,7 @@ struct Lincls: ParsableCommand {
     func run() throws {
         Runtime.run { comm in
             let engine = try comm.agreeing { try options.engine() }
-            let s = try comm.agreeing { try options.setup(comm: comm, engine: engine) }
+            let s = try options.setup(comm: comm, engine: engine)
             say(comm, "extracting features (\(s.label))...")
             let trainF = try gatherFeatures(s.train, dim: s.dim, comm: comm) { s.features($0, $1, false) }
             let testF = try gatherFeatures(s.test, dim: s.dim, comm: comm) { s.features($0, $1, false) }

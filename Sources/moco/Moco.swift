@@ -9,5 +9,5 @@ struct Moco: ParsableCommand {
             Run under mpirun for data-parallel training (e.g. `mpirun -np 2 moco train --preset moco-v2`);
             without mpirun every command runs in one process.
             """,
-        subcommands: [Train.self, Knn.self, Lincls.self, Embed.self, Init.self, Replay.self, AugStats.self, Temperature.self, Memory.self, Bench.self])
+        subcommands: [Train.self, Knn.self, Lincls.self, Embed.self, Init.self, ExportFolder.self, Replay.self, AugStats.self, Temperature.self, Memory.self, Bench.self])
 }

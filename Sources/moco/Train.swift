@@ -9,7 +9,7 @@ import CSignals
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train MoCo (v1 or v2), InstDisc's memory bank or end-to-end on Fashion-MNIST, MNIST, CIFAR-10 or the built-in synthetic set.",
+        abstract: "Train MoCo (v1, v2, v3), InstDisc's memory bank or end-to-end on Fashion-MNIST, MNIST, CIFAR-10, an image folder (PNG, JPEG) or the built-in synthetic set.",
         discussion: "A preset sets every hyperparameter; any flag given overrides it. The effective configuration is printed and saved as OUT/config.json.")
 
     @Option(help: "Hyperparameter preset.") var preset: TrainConfig.Preset = .mocoV2
@@ -40,6 +40,9 @@ struct Train: ParsableCommand {
     @Option(help: "Dataset.") var data: DatasetKind?
     @Option(help: "Directory of the dataset files.") var dataDir: String?
     @Option(help: "Train on the first N images only (0 = all).") var trainSubset: Int?
+    @Option(help: "--data folder: side of the square images; each image's shorter side is resized to it (antialiased) and the centre cropped (default 32).") var imageSize: Int?
+    @Option(help: "--data folder: 1 (colour made grey by BT.601 luma) or 3 (grey repeated); default: 1 if every image is grey, else 3.") var channels: Int?
+    @Option(help: "--data folder: directory for the decoded cache (default: the data folder, D/.moco-cache-*).") var cacheDir: String?
     @Option(help: "RandomResizedCrop minimum area fraction.") var cropMinScale: Float?
     @Option(help: "Probability of Gaussian blur.") var blurProb: Float?
     @Option(help: "Maximum blur sigma.") var blurSigmaMax: Float?
@@ -50,6 +53,7 @@ struct Train: ParsableCommand {
     @Option(help: "Log every N steps.") var logEvery: Int?
     @Option(help: "Checkpoint every E epochs (and at the end).") var saveEvery: Int?
     @Option(help: "kNN monitor every E epochs (0 = never).") var knnEvery: Int?
+    @Flag(help: "Also run the kNN monitor before the first step (epoch 0: the randomly initialised encoder, the baseline).") var knnAtStart = false
     @Option(help: "kNN neighbours.") var knnK: Int?
     @Option(help: "kNN temperature.") var knnT: Float?
     @Option(help: "kNN monitor: the first N training images as the bank (default all).") var knnBank: Int?
@@ -98,6 +102,9 @@ struct Train: ParsableCommand {
         if let data { c.data = data }
         if let dataDir { c.dataDir = dataDir }
         if let trainSubset { c.trainSubset = trainSubset }
+        if let imageSize { c.imageSize = imageSize }
+        if let channels { c.channels = channels }
+        if let cacheDir { c.cacheDir = cacheDir }
         if let cropMinScale { c.augment.cropScaleMin = cropMinScale }
         if let blurProb { c.augment.blurProb = blurProb }
         if let blurSigmaMax { c.augment.blurSigmaMax = blurSigmaMax }
@@ -108,6 +115,7 @@ struct Train: ParsableCommand {
         if let logEvery { c.logEvery = logEvery }
         if let saveEvery { c.saveEvery = saveEvery }
         if let knnEvery { c.knnEvery = knnEvery }
+        if knnAtStart { c.knnAtStart = true }
         if let knnK { c.knnK = knnK }
         if let knnT { c.knnT = knnT }
         if let knnBank { c.knnBank = knnBank }
@@ -139,6 +147,8 @@ struct Train: ParsableCommand {
             say(comm, String(format: "done: %d epochs, %d steps in %.1f s; last loss %.4f", summary.epochsDone, summary.steps,
                              summary.seconds, summary.lastLoss)
                 + (summary.knn.last.map { String(format: "; kNN top-1 %.2f%%", $0.top1) } ?? "")
+                + (summary.knn.count > 1 && summary.knn[0].epoch == 0
+                   ? String(format: " (random-initialised encoder %.2f%%)", summary.knn[0].top1) : "")
                 + (summary.checkpoint.map { "; checkpoint \($0)" } ?? ""))
         }
     }

@@ -1,0 +1,99 @@
+import XCTest
+import MoCoData
+
+/// PNG and JPEG through the CImageCodecs shim: every PNG colour type and bit depth converted to
+/// 8-bit grey or RGB, JPEG grey and colour, and corrupt files named with the library's message.
+/// The test images are written by the shim's own encoders (libpng, libjpeg).
+final class ImageCodecTests: XCTestCase {
+    /// Deterministic pseudo-random bytes.
+    func bytes(_ n: Int, seed: UInt32 = 1) -> [UInt8] {
+        var x = seed &* 2654435761 | 1
+        return (0..<n).map { _ in x ^= x << 13; x ^= x >> 17; x ^= x << 5; return UInt8(truncatingIfNeeded: x >> 7) }
+    }
+
+    func testGreyAndRGBPNGOfOddSizeRoundTrip() throws {
+        let (w, h) = (17, 41)
+        let grey = bytes(w * h)
+        var d = try ImageCodec.decode(try ImageCodec.encodePNG(width: w, height: h, colorType: .grey, samples: grey))
+        XCTAssertEqual([d.width, d.height, d.channels], [17, 41, 1])
+        XCTAssertEqual(d.pixels, grey)
+        let rgb = bytes(w * h * 3, seed: 2)
+        d = try ImageCodec.decode(try ImageCodec.encodePNG(width: w, height: h, colorType: .rgb, samples: rgb))
+        XCTAssertEqual([d.width, d.height, d.channels], [17, 41, 3])
+        XCTAssertEqual(d.pixels, rgb)
+        // Adam7 interlacing is undone.
+        d = try ImageCodec.decode(try ImageCodec.encodePNG(width: w, height: h, colorType: .rgb, interlaced: true, samples: rgb))
+        XCTAssertEqual(d.pixels, rgb)
+    }
+
+    func testAlphaIsDroppedAndPaletteExpanded() throws {
+        let (w, h) = (5, 3), n = w * h
+        let ga = bytes(n * 2)
+        var d = try ImageCodec.decode(try ImageCodec.encodePNG(width: w, height: h, colorType: .greyAlpha, samples: ga))
+        XCTAssertEqual(d.channels, 1)
+        XCTAssertEqual(d.pixels, stride(from: 0, to: 2 * n, by: 2).map { ga[$0] }, "grey kept as stored, alpha dropped")
+        let rgba = bytes(n * 4, seed: 3)
+        d = try ImageCodec.decode(try ImageCodec.encodePNG(width: w, height: h, colorType: .rgba, samples: rgba))
+        XCTAssertEqual(d.channels, 3)
+        XCTAssertEqual(d.pixels, (0..<n).flatMap { rgba[4 * $0 ..< 4 * $0 + 3] })
+        // A 4-bit palette image: RGB of each index's entry.
+        let palette = bytes(16 * 3, seed: 4)
+        let indices = (0..<n).map { UInt8($0 % 16) }
+        d = try ImageCodec.decode(try ImageCodec.encodePNG(width: w, height: h, colorType: .palette, bitDepth: 4,
+                                                            samples: indices, palette: palette))
+        XCTAssertEqual(d.channels, 3)
+        XCTAssertEqual(d.pixels, indices.flatMap { palette[3 * Int($0) ..< 3 * Int($0) + 3] })
+    }
+
+    func testLowAndHighBitDepthsScaleTo8Bits() throws {
+        let (w, h) = (7, 4), n = w * h
+        // 1-bit grey: 0 and 1 become 0 and 255.
+        let bits = (0..<n).map { UInt8($0 % 2) }
+        var d = try ImageCodec.decode(try ImageCodec.encodePNG(width: w, height: h, colorType: .grey, bitDepth: 1, samples: bits))
+        XCTAssertEqual(d.pixels, bits.map { $0 * 255 })
+        // 16-bit grey and RGB: round(v * 255 / 65535).
+        let wide: [UInt16] = (0..<n * 3).map { UInt16(truncatingIfNeeded: $0 &* 2411 &+ 128 * ($0 % 5)) } + []
+        let expect = wide.map { UInt8((Double($0) * 255 / 65535).rounded()) }
+        d = try ImageCodec.decode(try ImageCodec.encodePNG16(width: w, height: h, colorType: .rgb, samples: wide))
+        XCTAssertEqual(d.channels, 3)
+        XCTAssertEqual(d.pixels, expect)
+        d = try ImageCodec.decode(try ImageCodec.encodePNG16(width: w, height: h, colorType: .grey, samples: Array(wide.prefix(n))))
+        XCTAssertEqual(d.channels, 1)
+        XCTAssertEqual(d.pixels, Array(expect.prefix(n)))
+        XCTAssertEqual(try ImageCodec.decode(try ImageCodec.encodePNG16(width: 2, height: 1, colorType: .grey, samples: [65535, 32896])).pixels,
+                       [255, 128])
+    }
+
+    func testJPEGGreyAndColour() throws {
+        let (w, h) = (17, 41)
+        // Smooth images: JPEG at quality 100 keeps them within a few levels.
+        let grey = (0..<w * h).map { UInt8(($0 % w) * 9 + ($0 / w) * 2) }
+        var d = try ImageCodec.decode(try ImageCodec.encodeJPEG(width: w, height: h, channels: 1, quality: 100, pixels: grey))
+        XCTAssertEqual([d.width, d.height, d.channels], [17, 41, 1])
+        XCTAssertLessThanOrEqual(zip(d.pixels, grey).map { abs(Int($0) - Int($1)) }.max()!, 3)
+        let rgb = (0..<w * h).flatMap { i -> [UInt8] in [UInt8((i % w) * 12), UInt8((i / w) * 5), 90] }
+        d = try ImageCodec.decode(try ImageCodec.encodeJPEG(width: w, height: h, channels: 3, quality: 100, pixels: rgb))
+        XCTAssertEqual([d.width, d.height, d.channels], [17, 41, 3])
+        let meanError = Double(zip(d.pixels, rgb).map { abs(Int($0) - Int($1)) }.reduce(0, +)) / Double(rgb.count)
+        XCTAssertLessThan(meanError, 3, "colour JPEG (4:2:0) is close")
+    }
+
+    func testCorruptFilesFailWithTheLibrarysMessage() throws {
+        let png = try ImageCodec.encodePNG(width: 17, height: 41, colorType: .grey, samples: bytes(17 * 41))
+        assertDataError(.corrupt, contains: ["x.png", "libpng", "truncated"]) {
+            _ = try ImageCodec.decode(Array(png.prefix(png.count / 2)), path: "x.png")
+        }
+        var flipped = png
+        flipped[png.count / 2] ^= 0x5A   // inside IDAT's compressed stream
+        assertDataError(.corrupt, contains: ["y.png", "libpng", "IDAT"]) { _ = try ImageCodec.decode(flipped, path: "y.png") }
+        let jpeg = try ImageCodec.encodeJPEG(width: 17, height: 41, channels: 3, quality: 90, pixels: bytes(17 * 41 * 3))
+        assertDataError(.corrupt, contains: ["z.jpg", "libjpeg", "Premature end of JPEG file"]) {
+            _ = try ImageCodec.decode(Array(jpeg.prefix(jpeg.count * 2 / 3)), path: "z.jpg")
+        }
+        assertDataError(.corrupt, contains: ["w.jpg", "libjpeg"]) { _ = try ImageCodec.decode(Array(jpeg.prefix(40)), path: "w.jpg") }
+        assertDataError(.corrupt, contains: ["t.png", "not a PNG or JPEG file", "68 65 6c 6c 6f"]) {
+            _ = try ImageCodec.decode(Array("hello world".utf8), path: "t.png")
+        }
+        assertDataError(.corrupt, contains: ["e.png", "empty"]) { _ = try ImageCodec.decode([], path: "e.png") }
+    }
+}
