@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MoCo
 import MoCoData
+import MoCoComm
 
 /// `moco augstats`: the training augmentation's random choices and output statistics, for
 /// comparison with torchvision's transforms (`scripts/augment_stats.py`, docs/training.md
@@ -55,7 +56,7 @@ struct AugStats: ParsableCommand {
         if let blurSigmaMax { c.augment.blurSigmaMax = blurSigmaMax }
         if let blurKernel { c.augment.blurKernel = blurKernel }
         if let seed { c.seed = seed }
-        let ds = try Trainer.loadData(c).train
+        let ds = try Trainer.loadData(c, comm: SingleProcessCommunicator()).train
         let images = (views + 1) / 2
         guard images <= ds.count else {
             throw ValidationError("--views \(views) needs \(images) images; the training set has \(ds.count)")

@@ -28,7 +28,7 @@ struct Temperature: ParsableCommand {
     @Option(help: "Engine threads.") var threads: Int?
 
     func run() throws {
-        Runtime.run { _ in
+        Runtime.run { comm in
             let temps = t.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
             guard !temps.isEmpty, temps.allSatisfy({ $0 != nil && $0! > 0 && $0!.isFinite }) else {
                 throw ValidationError("--t must be positive numbers separated by commas, got '\(t)'")
@@ -43,7 +43,7 @@ struct Temperature: ParsableCommand {
             guard mech == .moco || mech == .memoryBank else {
                 throw ValidationError("\(weights) was trained with --mechanism \(mech.rawValue); moco temperature needs a moco or memory-bank checkpoint (stored negatives)")
             }
-            let train = try Trainer.loadData(c).train
+            let train = try Trainer.loadData(c, comm: comm).train
             let q = try WeightsFile.load(weights, architecture: nil, head: nil, engine: engine).encoder
             let n = min(images, train.count), D = q.dim
             var rng = Xoshiro(seed: seed, stream: [0x5445_4D50])   // "TEMP"
