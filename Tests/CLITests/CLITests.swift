@@ -35,6 +35,9 @@ final class CLITests: XCTestCase {
         for f in ["config.json", "metrics.jsonl", "checkpoint_0001.safetensors"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
         }
+        let events = try FileManager.default.contentsOfDirectory(atPath: out + "/tb")
+        XCTAssertEqual(events.count, 1, "\(events)")
+        XCTAssertTrue(events.allSatisfy { $0.hasPrefix("events.out.tfevents.") }, "\(events)")
         let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
         let lines = metrics.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         XCTAssertTrue(lines.contains { $0["type"] as? String == "train" && $0["loss"] != nil && $0["images_per_s"] != nil })
