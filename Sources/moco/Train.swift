@@ -75,8 +75,9 @@ struct Train: ParsableCommand {
         do { c = try named.map { try TrainConfig.preset($0) } ?? TrainConfig.preset(preset ?? .mocoV2) }
         catch { throw ConfigError("--config \(file!.name): preset: \(error)") }
         if worldSize > 1 { c.moco.bnSplits = 1 }   // shuffle-BN across ranks replaces emulated splits
-        // Engine defaults (cores / ranks, MOCO_CONV, chunk sizes); recorded in the run's configuration.
-        c.engine = try Runtime.engine(threads: nil, conv: nil)
+        // Engine defaults (cores / ranks, --conv else MOCO_CONV, chunk sizes), under the file's
+        // engine settings; recorded in the run's configuration.
+        c.engine = try Runtime.engine(threads: nil, conv: conv)
         if let file { c = try file.decode(over: c) }
         if let epochs { c.epochs = epochs }
         if let batchSize { c.batchSize = batchSize }
