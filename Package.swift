@@ -25,6 +25,8 @@ let package = Package(
     products: [.executable(name: "moco", targets: ["moco"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The runtime of the committed TensorBoard messages (Sources/TensorBoard); no build plugin.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C interop: system libraries through pkg-config, and a shim for MPI's handle macros.
@@ -52,8 +54,13 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: [], swiftSettings: fast),
         .target(name: "MoCoData", dependencies: ["MoCoTensor", "CZlib", "CImageCodecs", "SafeTensors"], swiftSettings: fast),
         .target(name: "MoCoComm", dependencies: ["CMPIShim"], swiftSettings: fast),
+        // TensorBoard event files: TFRecord framing, CRC-32C, the Event messages generated once
+        // from tensorboard_event.proto (scripts/gen_tensorboard_proto.sh) and committed.
+        .target(name: "TensorBoard",
+                dependencies: ["SafeTensors", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["tensorboard_event.proto"]),
         .target(name: "MoCo",
-                dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm", "CZlib"],
+                dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm", "CZlib", "TensorBoard"],
                 swiftSettings: fast),
         // Benchmarks (`moco bench ...`): only the command-line programs depend on them.
         .target(name: "MoCoBench", dependencies: ["MoCo", "MoCoTensor", "MoCoLayers", "MoCoData", "MoCoComm", "CMPIShim"],
@@ -71,6 +78,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "MoCoTestSupport"]),
         .testTarget(name: "MoCoDataTests", dependencies: ["MoCoData"]),
         .testTarget(name: "MoCoCommTests", dependencies: ["MoCoComm", "MoCoTestSupport"]),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "MoCo", "MoCoTestSupport"]),
         // Resources/: the PyTorch reference step (scripts/make_reference_step.py), read by path.
         .testTarget(name: "MoCoTests", dependencies: ["MoCo", "MoCoTestSupport"], exclude: ["Resources"]),
         .testTarget(name: "MoCoBenchTests", dependencies: ["MoCoBench", "MoCoComm"]),

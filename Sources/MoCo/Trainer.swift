@@ -74,8 +74,8 @@ public final class Trainer {
         let train: Dataset, test: Dataset
         let sampler: EpochSampler
         let extractor: FeatureExtractor
-        /// Rank 0's metrics file (nil elsewhere).
-        let metrics: MetricsLog?
+        /// Rank 0's metrics.jsonl and TensorBoard log (nil elsewhere).
+        let metrics: RunLog?
         /// Where this invocation starts (a mid-epoch position after a preempted run).
         let start: Checkpoint.Position
         var globalStep: Int
@@ -86,7 +86,7 @@ public final class Trainer {
         var probe: KeyConsistencyProbe?
 
         init(model: ContrastiveMethod, train: Dataset, test: Dataset, sampler: EpochSampler, extractor: FeatureExtractor,
-             metrics: MetricsLog?, start: Checkpoint.Position, globalStep: Int) {
+             metrics: RunLog?, start: Checkpoint.Position, globalStep: Int) {
             self.model = model; self.train = train; self.test = test; self.sampler = sampler
             self.extractor = extractor; self.metrics = metrics
             self.start = start; self.globalStep = globalStep
@@ -170,9 +170,10 @@ public final class Trainer {
                                  seed: c.seed, comm: comm)
         let sampler = EpochSampler(datasetCount: train.count, globalBatch: c.batchSize, seed: c.seed)
 
-        let metrics = try comm.agreeing { isRoot ? try prepareOutput(resuming: resume != nil) : nil }
+        try comm.agreeing { if isRoot { try prepareOutput(resuming: resume != nil) } }
         var position = (at: Checkpoint.Position(epoch: 0), step: 0)
         if let resume, let restored = try restore(resume, into: model) { position = restored }
+        let metrics = try comm.agreeing { isRoot ? try RunLog(out: c.out, continuingAfter: position.step, note: log) : nil }
         try comm.agree(isRoot ? Result { try writeConfig() }.error : nil)
 
         log("moco train: \(c.preset), \(c.moco.architecture.rawValue) + \(c.moco.head.rawValue) head on \(train.name) "
@@ -280,7 +281,9 @@ public final class Trainer {
         for step in first..<stepsPerEpoch {
             comm.watchdog?.beat("epoch \(epoch + 1) step \(step + 1) (global step \(run.globalStep + 1))")
             try hooks.beforeStep(run.globalStep + 1, model: model)
+            let waiting = Stopwatch()
             guard let batch = try loader.next() else { throw ConfigError("data loader ended early at epoch \(epoch) step \(step)") }
+            let dataWait = waiting.elapsed
             precondition(batch.epoch == epoch && batch.step == step)
             let t = Double(epoch) + Double(step) / Double(stepsPerEpoch)
             let lr = Float(c.schedule.lr(base: c.lr, epoch: t, totalEpochs: c.epochs, warmupEpochs: c.warmupEpochs))
@@ -291,7 +294,7 @@ public final class Trainer {
             }
             run.globalStep += 1
             hooks.afterStep(run.globalStep, model: model)
-            run.window.add(r, images: c.batchSize)
+            run.window.add(r, images: c.batchSize, dataWait: dataWait)
             if run.globalStep % c.logEvery == 0 || step == stepsPerEpoch - 1 {
                 try logProgress(epoch: epoch, step: step, lr: lr, run: run)
             }
@@ -335,8 +338,7 @@ public final class Trainer {
         let remaining = Double((c.epochs - epoch) * stepsPerEpoch - step - 1) * Double(c.batchSize) / max(w.imagesPerSecond, 1e-9)
         log(String(format: "epoch %d/%d step %d/%d  loss %.4f  acc1 %.1f%%  lr %.5f  %.0f img/s  ETA %@",
                    epoch + 1, c.epochs, step + 1, stepsPerEpoch, w.loss, w.acc1, lr, w.imagesPerSecond, Trainer.duration(remaining)))
-        try writeMetrics(["type": "train", "epoch": epoch, "step": run.globalStep, "loss": w.loss, "acc1": w.acc1, "lr": Double(lr),
-                          "images_per_s": w.imagesPerSecond, "elapsed_s": run.clock.elapsed], run: run)
+        try writeMetrics(.train(epoch: epoch, step: run.globalStep, elapsed: run.clock.elapsed, lr: Double(lr), window: w), run: run)
         run.summary.lastLoss = w.loss
     }
 
@@ -347,8 +349,8 @@ public final class Trainer {
         try comm.agree(isRoot ? Result {
             guard let m = probe.measure(method, dataset: run.train, augment: config.augment, dataSeed: config.seed,
                                         stepsDone: run.globalStep) else { return }
-            try run.metrics?.write(["type": "consistency", "epoch": epoch, "step": run.globalStep, "cos": m.cos, "age": m.age,
-                                    "entries": m.entries, "elapsed_s": run.clock.elapsed])
+            try run.metrics?.write(.consistency(epoch: epoch, step: run.globalStep, elapsed: run.clock.elapsed,
+                                                cos: m.cos, age: m.age, entries: m.entries))
         }.error : nil)
     }
 
@@ -391,7 +393,7 @@ public final class Trainer {
                                            comm: comm, threads: c.engine.threads) { ds, idx in fx.features(ds, indices: idx) }
         run.summary.knn.append((epoch, top1, run.clock.elapsed))
         log(String(format: "epoch %d: kNN top-1 %.2f%%%@ (k=%d, t=%.2f; %.1f s)", epoch, top1, what, c.knnK, c.knnT, knnClock.elapsed))
-        try writeMetrics(["type": "knn", "epoch": epoch, "step": run.globalStep, "knn_top1": top1, "elapsed_s": run.clock.elapsed], run: run)
+        try writeMetrics(.knn(epoch: epoch, step: run.globalStep, elapsed: run.clock.elapsed, top1: top1), run: run)
         run.window.restart()
     }
 
@@ -410,9 +412,10 @@ public final class Trainer {
         return path
     }
 
-    /// One metrics record (rank 0), agreed on: a failed write (a full disk) stops every rank.
-    func writeMetrics(_ fields: [String: Any], run: Run) throws {
-        try comm.agree(isRoot ? Result { try run.metrics?.write(fields) }.error : nil)
+    /// One metrics record (rank 0: metrics.jsonl and TensorBoard), agreed on: a failed write (a
+    /// full disk) stops every rank.
+    func writeMetrics(_ record: MetricsRecord, run: Run) throws {
+        try comm.agree(isRoot ? Result { try run.metrics?.write(record) }.error : nil)
     }
 
     /// Compares checksums of the method's shared state (queue and pointer, or memory bank, and
@@ -437,8 +440,8 @@ public final class Trainer {
 
     // MARK: - Files
 
-    /// Creates (or checks) the output folder and opens the metrics file (rank 0).
-    func prepareOutput(resuming: Bool) throws -> MetricsLog {
+    /// Creates (or checks) the output folder (rank 0).
+    func prepareOutput(resuming: Bool) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: config.out, isDirectory: &isDir) {
@@ -455,7 +458,6 @@ public final class Trainer {
             do { try fm.createDirectory(atPath: config.out, withIntermediateDirectories: true) }
             catch { throw ConfigError("cannot create --out \(config.out): \(error.localizedDescription)") }
         }
-        return try MetricsLog(path: config.out + "/metrics.jsonl")
     }
 
     func writeConfig() throws {

@@ -10,9 +10,10 @@ import CSignals
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train MoCo (v1, v2, v3), InstDisc's memory bank or end-to-end on Fashion-MNIST, MNIST, CIFAR-10, an image folder (PNG, JPEG) or the built-in synthetic set.",
-        discussion: "A preset sets every hyperparameter; any flag given overrides it. The effective configuration is printed and saved as OUT/config.json.")
+        discussion: "A preset sets every hyperparameter; any flag given overrides it. The effective configuration is printed and saved as OUT/config.json; --config OUT/config.json runs it again (flags given with it override it).")
 
-    @Option(help: "Hyperparameter preset.") var preset: TrainConfig.Preset = .mocoV2
+    @Option(help: "Hyperparameter preset (default: the --config file's \"preset\", else moco-v2).") var preset: TrainConfig.Preset?
+    @Option(help: ArgumentHelp("A configuration to run, as OUT/config.json saves it (all or some of its keys; the others from its preset); flags given with it override it.", valueName: "file")) var config: String?
     @Option(help: "Number of epochs.") var epochs: Int?
     @Option(help: "Global batch size (over all ranks).") var batchSize: Int?
     @Option(help: "Base learning rate.") var lr: Double?
@@ -72,9 +73,21 @@ struct Train: ParsableCommand {
     /// job's allocation.
     static let defaultCollectiveTimeout = 600.0
 
-    func configuration(worldSize: Int) throws -> TrainConfig {
-        var c = TrainConfig.preset(preset)
+    /// The effective configuration: the preset (`--preset`, or the one `file` names), then the
+    /// settings of `file` (`--config`), then every flag given.
+    func configuration(worldSize: Int, file: TrainConfigFile? = nil) throws -> TrainConfig {
+        let named = try file?.preset()
+        if let preset, let named, named != preset.rawValue {
+            throw ValidationError("--preset \(preset.rawValue) and --config \(file!.name) (preset \"\(named)\") name different presets; give one")
+        }
+        var c: TrainConfig
+        do { c = try named.map { try TrainConfig.preset($0) } ?? TrainConfig.preset(preset ?? .mocoV2) }
+        catch { throw ConfigError("--config \(file!.name): preset: \(error)") }
         if worldSize > 1 { c.moco.bnSplits = 1 }   // shuffle-BN across ranks replaces emulated splits
+        // Engine defaults (cores / ranks, --conv else MOCO_CONV, chunk sizes), under the file's
+        // engine settings; recorded in the run's configuration.
+        c.engine = try Runtime.engine(threads: nil, conv: conv)
+        if let file { c = try file.decode(over: c) }
         if let epochs { c.epochs = epochs }
         if let batchSize { c.batchSize = batchSize }
         if let lr { c.lr = lr }
@@ -111,7 +124,7 @@ struct Train: ParsableCommand {
         if let blurKernel { c.augment.blurKernel = blurKernel }
         if let jitterProb { c.augment.jitterProb = jitterProb }
         if let seed { c.seed = seed }
-        c.out = out ?? "runs/\(c.preset)-\(c.data.rawValue)"
+        if let out { c.out = out } else if !(file?.sets("out") ?? false) { c.out = "runs/\(c.preset)-\(c.data.rawValue)" }
         if let logEvery { c.logEvery = logEvery }
         if let saveEvery { c.saveEvery = saveEvery }
         if let knnEvery { c.knnEvery = knnEvery }
@@ -121,17 +134,23 @@ struct Train: ParsableCommand {
         if let knnBank { c.knnBank = knnBank }
         if let knnTest { c.knnTest = knnTest }
         if let checkConsistency { c.checkConsistency = checkConsistency }
-        c.engine = try Runtime.engine(threads: threads, conv: conv)   // recorded in the run's configuration
+        if let threads { c.engine.threads = threads > 0 ? threads : Runtime.defaultThreads() }
+        if let conv { c.engine.conv = conv }
         return c
     }
 
     func run() throws {
         Runtime.run { comm in
+            // Rank 0 reads --config; every rank parses the same bytes, so all agree on any error.
+            let fileBytes = try config.map { path in
+                try comm.broadcast(bytes: try comm.agreeing { comm.rank == 0 ? try TrainConfigFile.read(path: path) : [] }, root: 0)
+            }
             let (c, faults) = try comm.agreeing { () -> (TrainConfig, FaultInjection) in
                 guard collectiveTimeout >= 0, collectiveTimeout.isFinite else {
                     throw ValidationError("--collective-timeout must be >= 0 seconds (0 = off), got \(collectiveTimeout)")
                 }
-                return (try configuration(worldSize: comm.size), try FaultInjection.fromEnvironment())
+                let file = try config.flatMap { path in try fileBytes.map { try TrainConfigFile(bytes: $0, name: path) } }
+                return (try configuration(worldSize: comm.size, file: file), try FaultInjection.fromEnvironment())
             }
             let consistency = logConsistency != 0 ? ConsistencyLogging(every: logConsistency, sample: consistencySample) : nil
             try comm.agreeing { try consistency?.validate(mechanism: c.moco.mechanism) }

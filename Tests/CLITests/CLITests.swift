@@ -35,6 +35,9 @@ final class CLITests: XCTestCase {
         for f in ["config.json", "metrics.jsonl", "checkpoint_0001.safetensors"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
         }
+        let events = try FileManager.default.contentsOfDirectory(atPath: out + "/tb")
+        XCTAssertEqual(events.count, 1, "\(events)")
+        XCTAssertTrue(events.allSatisfy { $0.hasPrefix("events.out.tfevents.") }, "\(events)")
         let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
         let lines = metrics.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         XCTAssertTrue(lines.contains { $0["type"] as? String == "train" && $0["loss"] != nil && $0["images_per_s"] != nil })
@@ -101,7 +104,7 @@ final class CLITests: XCTestCase {
         let r = try moco(["train", "--help"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let help = r.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
-        for values in ["(values: moco-v2, moco-v1, instdisc, moco-v3;", "(values: moco, memory-bank, end-to-end, moco-v3)", "(values: sgd, lars)", "(values: infonce, nce)",
+        for values in ["(values: moco-v2, moco-v1, instdisc, moco-v3)", "(values: moco, memory-bank, end-to-end, moco-v3)", "(values: sgd, lars)", "(values: infonce, nce)",
                        "(values: resnet20, resnet18)", "(values: linear, mlp, mlp-bn)",
                        "(values: fashion-mnist, mnist, cifar10, synthetic)", "(values: im2col, winograd2, winograd4)",
                        "(values: cosine, step:E1,E2)"] {
@@ -205,6 +208,102 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("loss became"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/checkpoint_0002.safetensors"))
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/checkpoint_0001.safetensors")), good)
+    }
+
+    // MARK: - --config
+
+    /// Two steps of 8 images, with flags away from the defaults (im2col: the fastest algorithm
+    /// in a debug build).
+    static let tinyRun = ["--data", "synthetic", "--epochs", "1", "--train-subset", "16", "--batch-size", "8",
+                          "--queue-size", "16", "--knn-every", "0", "--log-every", "2", "--seed", "5", "--moco-t", "0.15",
+                          "--schedule", "step:1", "--bn-splits", "2", "--conv", "im2col"]
+
+    /// The configuration a run printed (`--dry-run`), as an object.
+    func printedConfiguration(_ r: ProcessResult) throws -> [String: Any] {
+        let text = r.stdout.components(separatedBy: "configuration:\n").last ?? ""
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], r.stdout)
+    }
+
+    func jsonObject(_ path: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    /// A run's config.json given back with --config is the same configuration (only --out
+    /// differs) and trains to bitwise the same checkpoint; flags given with it override it.
+    func testConfigFileReRunsASavedConfiguration() throws {
+        let a = tmp.appendingPathComponent("a").path, b = tmp.appendingPathComponent("b").path
+        var r = try moco(["train", "--preset", "moco-v1", "--out", a] + Self.tinyRun)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try moco(["train", "--config", a + "/config.json", "--out", b])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var first = try jsonObject(a + "/config.json"), second = try jsonObject(b + "/config.json")
+        XCTAssertEqual(first["out"] as? String, a); XCTAssertEqual(second["out"] as? String, b)
+        first["out"] = nil; second["out"] = nil
+        XCTAssertEqual(NSDictionary(dictionary: first), NSDictionary(dictionary: second))
+        XCTAssertEqual((first["moco"] as? [String: Any])?["temperature"] as? Double, 0.15, "the flags of the first run are in it")
+        // The same weights, queue and optimizer state, bit for bit (the metadata's config differs in out).
+        let ca = try SafeTensorsFile(path: a + "/checkpoint_0001.safetensors")
+        let cb = try SafeTensorsFile(path: b + "/checkpoint_0001.safetensors")
+        XCTAssertEqual(ca.names, cb.names)
+        XCTAssertTrue(ca.names.contains("encoder_q.conv1.weight") && ca.names.contains("queue"))
+        for n in ca.names {
+            XCTAssertEqual(try ca.withRawBytes(n) { Array($0) }, try cb.withRawBytes(n) { Array($0) }, n)
+        }
+
+        // Flags override the file; the rest stays the file's (not the default preset's).
+        r = try moco(["train", "--config", a + "/config.json", "--out", b + "2", "--epochs", "3", "--moco-t", "0.3",
+                      "--conv", "winograd2", "--threads", "1", "--dry-run"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try printedConfiguration(r)
+        XCTAssertEqual(o["epochs"] as? Int, 3)
+        XCTAssertEqual((o["moco"] as? [String: Any])?["temperature"] as? Double, 0.3)
+        XCTAssertEqual((o["engine"] as? [String: Any])?["conv"] as? String, "winograd2")
+        XCTAssertEqual((o["engine"] as? [String: Any])?["threads"] as? Int, 1)
+        XCTAssertEqual((o["moco"] as? [String: Any])?["head"] as? String, "linear", "moco-v1's head, from the file")
+        XCTAssertEqual((o["moco"] as? [String: Any])?["bnSplits"] as? Int, 2)
+        XCTAssertEqual(o["batchSize"] as? Int, 8)
+        // Without --out, the file's.
+        r = try moco(["train", "--config", a + "/config.json", "--dry-run"])
+        XCTAssertEqual(try printedConfiguration(r)["out"] as? String, a)
+    }
+
+    /// A user-written file with a few keys: the preset it names supplies the rest.
+    func testPartialConfigFileUsesItsPreset() throws {
+        let path = tmp.appendingPathComponent("mine.json").path
+        try Data(#"{"preset": "instdisc", "epochs": 4, "moco": {"queueSize": 64}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        let r = try moco(["train", "--config", path, "--data", "synthetic", "--dry-run"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try printedConfiguration(r), m = o["moco"] as? [String: Any]
+        XCTAssertEqual(o["epochs"] as? Int, 4)
+        XCTAssertEqual(m?["queueSize"] as? Int, 64)
+        XCTAssertEqual(m?["mechanism"] as? String, "memory-bank")
+        XCTAssertEqual(m?["loss"] as? String, "nce")
+        XCTAssertEqual(o["out"] as? String, "runs/instdisc-synthetic")
+        let clash = try moco(["train", "--config", path, "--preset", "moco-v2", "--dry-run"])
+        XCTAssertNotEqual(clash.status, 0)
+        XCTAssertTrue(clash.stderr.contains("name different presets"), clash.stderr)
+    }
+
+    /// Errors name the problem and the key, and exit non-zero.
+    func testConfigFileErrors() throws {
+        func file(_ name: String, _ text: String) throws -> String {
+            let p = tmp.appendingPathComponent(name).path
+            try Data(text.utf8).write(to: URL(fileURLWithPath: p))
+            return p
+        }
+        let cases: [(String, String)] = [
+            (tmp.appendingPathComponent("missing.json").path, "--config \(tmp.appendingPathComponent("missing.json").path): no such file"),
+            (try file("typo.json", #"{"moco": {"temprature": 0.1}}"#), "unknown key moco.temprature"),
+            (try file("type.json", #"{"augment": {"blurProb": "high"}}"#), #"augment.blurProb: expected a number, got the string "high""#),
+            (try file("json.json", "{\"epochs\": 3"), "not valid JSON"),
+            (try file("preset.json", #"{"preset": "moco-v9"}"#), "preset: unknown preset 'moco-v9'"),
+            (try file("invalid.json", #"{"moco": {"temperature": 0}}"#), "--moco-t must be positive"),
+        ]
+        for (path, expected) in cases {
+            let r = try moco(["train", "--config", path, "--data", "synthetic", "--out", tmp.appendingPathComponent("o").path, "--dry-run"])
+            XCTAssertNotEqual(r.status, 0, path)
+            XCTAssertTrue(r.stderr.contains(expected), "\(path): \(r.stderr)")
+        }
     }
 
     func testKnnBaselinesOnSyntheticData() throws {

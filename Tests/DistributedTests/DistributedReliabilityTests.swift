@@ -273,7 +273,7 @@ extension DistributedTrainingTests {
         XCTAssertEqual(all.components(separatedBy: "No space left on device").count - 1, 1, "one message, from rank 0: \(all)")
         XCTAssertEqual(survivors(dir), [])
         let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        XCTAssertEqual(names, ["checkpoint_0001.safetensors", "config.json", "metrics.jsonl"])
+        XCTAssertEqual(names, ["checkpoint_0001.safetensors", "config.json", "metrics.jsonl", "tb"])
         XCTAssertTrue(try Checkpoint.info(try SafeTensorsFile(path: dir + "/checkpoint_0001.safetensors")).verified)
         let metrics = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)
         XCTAssertTrue(metrics.hasSuffix("\n"), "metrics.jsonl ends in half a line")

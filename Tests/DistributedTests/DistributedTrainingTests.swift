@@ -277,6 +277,20 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertFalse(bad.stderr.contains("MPI_ABORT"), "an agreed error ends the job normally\n\(bad.stderr)")
     }
 
+    /// --config under mpirun: rank 0 reads the file and every rank parses the same bytes, so a
+    /// missing file or a bad key ends the job with one message and no rank left waiting.
+    func testConfigFileErrorIsAgreedByEveryRank() throws {
+        let bad = out("bad.json")
+        try Data(#"{"moco": {"queueSize": 32, "temprature": 0.1}}"#.utf8).write(to: URL(fileURLWithPath: bad))
+        for (path, expected) in [(bad, "unknown key moco.temprature"), (out("none.json"), "no such file")] {
+            let r = try train(ranks: 2, ["--config", path, "--data", "synthetic", "--out", out("c"), "--dry-run"], expectSuccess: false)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertLessThan(r.seconds, Self.timeout / 2, "the job must end promptly")
+            XCTAssertEqual(r.stderr.components(separatedBy: expected).count - 1, 1, "one message\n\(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("MPI_ABORT"), "an agreed error ends the job normally\n\(r.stderr)")
+        }
+    }
+
     /// The simulated two-host cluster of launch/netns-cluster.sh (root and `ip` only).
     func testNamespaceClusterRun() throws {
         guard getuid() == 0 else { throw XCTSkip("network namespaces need root") }
