@@ -18,28 +18,10 @@ public enum ImageFolderDecoder {
         guard n > 0 else { return [] }
         let slots = UnsafeMutablePointer<UInt8>.allocate(capacity: n * slot)
         defer { slots.deallocate() }
-        let lock = NSLock()
-        var next = 0
-        var failure: (index: Int, error: Error)?
         let first = files.startIndex
-        Parallel.run(max(1, min(threads, n))) { _ in
-            while true {
-                lock.lock()
-                let i = next
-                next += 1
-                let stop = failure != nil
-                lock.unlock()
-                if i >= n || stop { return }
-                do {
-                    try decodeFile(root + "/" + files[first + i].path, imageSize: s, forceGrey: forceGrey, into: slots + i * slot)
-                } catch {
-                    lock.lock()
-                    if failure.map({ i < $0.index }) ?? true { failure = (i, error) }
-                    lock.unlock()
-                }
-            }
+        try forEachItem(n, threads: threads, state: { () }) { _, i in
+            try decodeFile(root + "/" + files[first + i].path, imageSize: s, forceGrey: forceGrey, into: slots + i * slot)
         }
-        if let failure { throw failure.error }
         var total = 0
         for i in 0..<n { total += 1 + Int(slots[i * slot]) * s * s }
         var packed = [UInt8](repeating: 0, count: total)

@@ -71,53 +71,38 @@ public enum ImageFolderExport {
     /// (size x size x C when `size` is given).
     static func encodeAll(_ ds: Dataset, count n: Int, size: Int?, threads: Int, path: (Int) -> String,
                           encode: ([UInt8]) throws -> [UInt8]) throws {
-        let lock = NSLock()
-        var next = 0
-        var failure: Error?
-        Parallel.run(max(1, min(threads, n))) { _ in
-            var hwc = [UInt8](repeating: 0, count: ds.imageSize)
-            let side = size ?? 0
-            var chw = [UInt8](repeating: 0, count: ds.channels * side * side)
-            var resized = [UInt8](repeating: 0, count: ds.channels * side * side)
-            while true {
-                lock.lock()
-                let i = next
-                next += 1
-                let stop = failure != nil
-                lock.unlock()
-                if i >= n || stop { return }
-                ds.pixels.withUnsafeBufferPointer { src in
-                    hwc.withUnsafeMutableBufferPointer { dst in
-                        toHWC(src.baseAddress! + i * ds.imageSize, channels: ds.channels, plane: ds.height * ds.width, into: dst.baseAddress!)
-                    }
-                }
-                if size != nil {
-                    hwc.withUnsafeBufferPointer { src in
-                        chw.withUnsafeMutableBufferPointer { dst in
-                            ImageResize.resizeCentreCrop(src.baseAddress!, height: ds.height, width: ds.width, channels: ds.channels,
-                                                         size: side, into: dst.baseAddress!)
-                        }
-                    }
-                    chw.withUnsafeBufferPointer { src in
-                        resized.withUnsafeMutableBufferPointer { dst in
-                            toHWC(src.baseAddress!, channels: ds.channels, plane: side * side, into: dst.baseAddress!)
-                        }
-                    }
-                }
-                do {
-                    let file = path(i)
-                    let bytes = try encode(size == nil ? hwc : resized)
-                    do { try Data(bytes).write(to: URL(fileURLWithPath: file)) } catch {
-                        throw DataError(.invalidArgument, path: file, "cannot write \(file): \(error.localizedDescription)")
-                    }
-                } catch {
-                    lock.lock()
-                    if failure == nil { failure = error }
-                    lock.unlock()
+        let side = size ?? 0
+        // Per worker: the image as [h, w, C], and (with `size`) its resized CHW and HWC forms.
+        typealias Scratch = (hwc: [UInt8], chw: [UInt8], resized: [UInt8])
+        let scratch = { () -> Scratch in
+            ([UInt8](repeating: 0, count: ds.imageSize), [UInt8](repeating: 0, count: ds.channels * side * side),
+             [UInt8](repeating: 0, count: ds.channels * side * side))
+        }
+        try forEachItem(n, threads: threads, state: scratch) { w, i in
+            ds.pixels.withUnsafeBufferPointer { src in
+                w.hwc.withUnsafeMutableBufferPointer { dst in
+                    toHWC(src.baseAddress! + i * ds.imageSize, channels: ds.channels, plane: ds.height * ds.width, into: dst.baseAddress!)
                 }
             }
+            if size != nil {
+                w.hwc.withUnsafeBufferPointer { src in
+                    w.chw.withUnsafeMutableBufferPointer { dst in
+                        ImageResize.resizeCentreCrop(src.baseAddress!, height: ds.height, width: ds.width, channels: ds.channels,
+                                                     size: side, into: dst.baseAddress!)
+                    }
+                }
+                w.chw.withUnsafeBufferPointer { src in
+                    w.resized.withUnsafeMutableBufferPointer { dst in
+                        toHWC(src.baseAddress!, channels: ds.channels, plane: side * side, into: dst.baseAddress!)
+                    }
+                }
+            }
+            let file = path(i)
+            let bytes = try encode(size == nil ? w.hwc : w.resized)
+            do { try Data(bytes).write(to: URL(fileURLWithPath: file)) } catch {
+                throw DataError(.invalidArgument, path: file, "cannot write \(file): \(error.localizedDescription)")
+            }
         }
-        if let failure { throw failure }
     }
 
     /// src: [C, h, w] bytes -> dst: [h, w, C] bytes (plane = h * w).

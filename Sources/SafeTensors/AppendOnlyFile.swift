@@ -31,7 +31,7 @@ public final class AppendOnlyFile {
         let before = lseek(fd, 0, SEEK_END)
         var done = 0
         while done < record.count {
-            let n = record.withUnsafeBytes { appendWrite(fd, $0.baseAddress! + done, record.count - done) }
+            let n = record.withUnsafeBytes { sysWrite(fd, $0.baseAddress! + done, record.count - done) }
             if n < 0 {
                 if errno == EINTR { continue }
                 let reason = errnoString()
@@ -45,17 +45,6 @@ public final class AppendOnlyFile {
     public func close() {
         if fd >= 0 { _ = closeDescriptor(fd); fd = -1 }
     }
-}
-
-@inline(__always)
-private func appendWrite(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Darwin)
-    return Darwin.write(fd, buf, count)
-    #elseif canImport(Musl)
-    return Musl.write(fd, buf, count)
-    #else
-    return Glibc.write(fd, buf, count)
-    #endif
 }
 
 @inline(__always)

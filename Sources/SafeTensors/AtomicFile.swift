@@ -77,9 +77,10 @@ public enum AtomicFile {
     }
 }
 
-/// `write(2)`, named apart from the method so the call inside `AtomicFile.write` is unambiguous.
+/// `write(2)`, named apart from the methods so the calls inside `AtomicFile.write` and
+/// `AppendOnlyFile` are unambiguous.
 @inline(__always)
-private func sysWrite(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int) -> Int {
+func sysWrite(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int) -> Int {
     #if canImport(Darwin)
     return Darwin.write(fd, buf, count)
     #elseif canImport(Musl)
