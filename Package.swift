@@ -101,6 +101,7 @@ if fuzzing {
         ("FuzzCIFAR", ["MoCoData"]),
         ("FuzzCheckpointConfig", ["MoCo"]),
         ("FuzzCheckpointInfo", ["MoCo", "SafeTensors"]),
+        ("FuzzImage", ["MoCoData"]),
     ]
     for t in fuzzTargets {
         package.targets.append(.executableTarget(

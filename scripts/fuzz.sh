@@ -35,15 +35,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(FuzzSafeTensorsHeader FuzzSafeTensorsFile FuzzIDX FuzzIDXGzip FuzzIDXPair FuzzCIFAR FuzzCheckpointConfig FuzzCheckpointInfo)
+TARGETS=(FuzzSafeTensorsHeader FuzzSafeTensorsFile FuzzIDX FuzzIDXGzip FuzzIDXPair FuzzCIFAR FuzzCheckpointConfig FuzzCheckpointInfo FuzzImage)
 # Dictionary and maximum input length per target (libFuzzer's default max_len is 4096 or the
 # largest seed; CIFAR-10 records are 3073 bytes, so allow three).
 declare -A DICT=(
   [FuzzSafeTensorsHeader]=safetensors [FuzzSafeTensorsFile]=safetensors [FuzzIDX]=idx [FuzzIDXGzip]=idx [FuzzIDXPair]=idx
-  [FuzzCIFAR]="" [FuzzCheckpointConfig]=config [FuzzCheckpointInfo]=checkpoint)
+  [FuzzCIFAR]="" [FuzzCheckpointConfig]=config [FuzzCheckpointInfo]=checkpoint [FuzzImage]=image)
 declare -A MAXLEN=(
   [FuzzSafeTensorsHeader]=4096 [FuzzSafeTensorsFile]=4096 [FuzzIDX]=4096 [FuzzIDXGzip]=4096 [FuzzIDXPair]=4096
-  [FuzzCIFAR]=9220 [FuzzCheckpointConfig]=4096 [FuzzCheckpointInfo]=4096)
+  [FuzzCIFAR]=9220 [FuzzCheckpointConfig]=4096 [FuzzCheckpointInfo]=4096 [FuzzImage]=8192)
 
 runs=1000000 seconds="" only=() config=release asan=1 build=1 update=0 work="" extra=()
 while [ $# -gt 0 ]; do

@@ -250,6 +250,55 @@ def config_seeds(moco):
     write("FuzzCheckpointInfo", "not-a-checkpoint.safetensors", checkpoint("{}", fmt="other"))
 
 
+# --- images (FuzzImage) -------------------------------------------------------------------------
+
+def png(width, height, colour, depth, rows, palette=None):
+    """A PNG (PNG spec, 2nd ed.): signature, IHDR, optional PLTE, one zlib IDAT of the filtered
+    rows (filter type 0 on every row), IEND; each chunk with its CRC-32."""
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + r for r in rows)
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+    if palette is not None:
+        out += chunk(b"PLTE", palette)
+    return out + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def image_seeds(moco):
+    w, h = 9, 5
+    grey = [bytes((x * 28 + y * 9) & 255 for x in range(w)) for y in range(h)]
+    rgb = [bytes(v for x in range(w) for v in ((x * 28) & 255, (y * 50) & 255, 128)) for y in range(h)]
+    write("FuzzImage", "grey8.png", png(w, h, 0, 8, grey))
+    write("FuzzImage", "grey1.png", png(w, h, 0, 1, [bytes([0b10110100, 0b10000000]) for _ in range(h)]))
+    write("FuzzImage", "grey16.png", png(w, h, 0, 16, [bytes(b for x in range(w) for b in (x * 20, y)) for y in range(h)]))
+    write("FuzzImage", "greyalpha.png", png(w, h, 4, 8, [bytes(b for x in range(w) for b in (x * 20, 200)) for y in range(h)]))
+    write("FuzzImage", "rgb8.png", png(w, h, 2, 8, rgb))
+    write("FuzzImage", "rgba8.png", png(w, h, 6, 8, [bytes(b for x in range(w) for b in (x * 20, y * 40, 9, 255)) for y in range(h)]))
+    write("FuzzImage", "palette4.png", png(w, h, 3, 4, [bytes([0x01, 0x23, 0x01, 0x23, 0x00]) for _ in range(h)],
+                                           palette=bytes(range(12))))
+    full = png(w, h, 0, 8, grey)
+    write("FuzzImage", "truncated.png", full[: len(full) - 20])
+    # JPEGs (baseline, grey and colour) from the trainer's own exporter (libjpeg-turbo).
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp()
+    try:
+        for data, name in (("synthetic", "grey"), ):
+            out = os.path.join(tmp, name)
+            subprocess.run([moco, "export-folder", "--data", data, "--limit", "1", "--format", "jpeg", "--quality", "50",
+                            "--threads", "1", "--out", out], check=True, stdout=subprocess.DEVNULL)
+            for root, _, files in os.walk(os.path.join(out, "train")):
+                for f in sorted(files)[:1]:
+                    with open(os.path.join(root, f), "rb") as fh:
+                        b = fh.read()
+                    write("FuzzImage", f"{name}.jpg", b)
+                    write("FuzzImage", f"{name}-truncated.jpg", b[: len(b) // 2])
+    finally:
+        shutil.rmtree(tmp)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--moco", default=".build/debug/moco", help="the moco binary whose --dry-run gives the configurations")
@@ -259,6 +308,7 @@ def main():
     safetensors_seeds()
     data_seeds()
     config_seeds(args.moco)
+    image_seeds(args.moco)
 
 
 if __name__ == "__main__":

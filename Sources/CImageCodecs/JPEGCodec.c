@@ -71,7 +71,7 @@ int moco_jpeg_decode(const unsigned char *data, size_t size, moco_image *out, ch
     if (cinfo.image_width > MOCO_IMAGE_MAX_SIDE || cinfo.image_height > MOCO_IMAGE_MAX_SIDE ||
         (size_t)cinfo.image_width * cinfo.image_height > MOCO_IMAGE_MAX_PIXELS) {
         if (message && capacity)
-            snprintf(message, capacity, "image of %ux%u pixels is larger than accepted (%d per side, 2^28 in all)",
+            snprintf(message, capacity, "image of %ux%u pixels is larger than accepted (%d per side, 2^26 in all)",
                      cinfo.image_width, cinfo.image_height, MOCO_IMAGE_MAX_SIDE);
         jpeg_destroy_decompress(&cinfo);
         return -1;

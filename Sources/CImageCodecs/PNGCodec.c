@@ -78,7 +78,7 @@ int moco_png_decode(const unsigned char *data, size_t size, moco_image *out, cha
     png_uint_32 width = 0, height = 0;
     int depth = 0, colour = 0, interlace = 0;
     png_get_IHDR(png, info, &width, &height, &depth, &colour, &interlace, NULL, NULL);
-    if ((size_t)width * height > MOCO_IMAGE_MAX_PIXELS) png_error(png, "image has more than 2^28 pixels");
+    if ((size_t)width * height > MOCO_IMAGE_MAX_PIXELS) png_error(png, "image has more than 2^26 pixels (67 million)");
     int grey = (colour & PNG_COLOR_MASK_COLOR) == 0;
     if (colour == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (grey && depth < 8) png_set_expand_gray_1_2_4_to_8(png);

@@ -96,4 +96,25 @@ final class ImageCodecTests: XCTestCase {
         }
         assertDataError(.corrupt, contains: ["e.png", "empty"]) { _ = try ImageCodec.decode([], path: "e.png") }
     }
+
+    /// A header that states more than 2^26 pixels is refused before the decoder allocates its
+    /// buffer (CImageCodecs.h; the fuzz limit is 512 MB for one allocation), for PNG and JPEG.
+    func testHeadersStatingTooManyPixelsAreRefused() throws {
+        func crc32(_ b: ArraySlice<UInt8>) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for x in b { c ^= UInt32(x); for _ in 0..<8 { c = c & 1 == 1 ? (c >> 1) ^ 0xEDB8_8320 : c >> 1 } }
+            return ~c
+        }
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 255), UInt8((v >> 8) & 255), UInt8(v & 255)] }
+        var png = try ImageCodec.encodePNG(width: 3, height: 2, colorType: .grey, samples: bytes(6))
+        // IHDR: length at 8, type at 12, width at 16, height at 20, CRC over type+data at 29.
+        png.replaceSubrange(16..<24, with: be(9000) + be(9000))      // 81 M pixels > 2^26
+        png.replaceSubrange(29..<33, with: be(crc32(png[12..<29])))
+        assertDataError(.corrupt, contains: ["big.png", "libpng", "more than 2^26 pixels"]) { _ = try ImageCodec.decode(png, path: "big.png") }
+        var jpeg = try ImageCodec.encodeJPEG(width: 3, height: 2, channels: 1, quality: 90, pixels: bytes(6))
+        // SOF0 (FF C0): length (2), precision (1), height (2), width (2).
+        let sof = try XCTUnwrap((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
+        jpeg.replaceSubrange((sof + 5)..<(sof + 9), with: [0x23, 0x28, 0x23, 0x28])   // 9000 x 9000
+        assertDataError(.corrupt, contains: ["big.jpg", "9000x9000", "2^26 in all"]) { _ = try ImageCodec.decode(jpeg, path: "big.jpg") }
+    }
 }

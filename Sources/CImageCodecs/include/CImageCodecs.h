@@ -11,9 +11,11 @@
 
 #include <stddef.h>
 
-/// Largest accepted width or height, and width x height, of a decoded image.
+/// Largest accepted width or height, and width x height, of a decoded image: 2^26 pixels
+/// (a 67-megapixel photo; 192 MB as RGB) bounds the buffer a hostile header can make the
+/// decoder allocate (scripts/fuzz.sh treats a single allocation over 512 MB as a bug).
 #define MOCO_IMAGE_MAX_SIDE 32768
-#define MOCO_IMAGE_MAX_PIXELS ((size_t)1 << 28)
+#define MOCO_IMAGE_MAX_PIXELS ((size_t)1 << 26)
 
 /// A decoded image: row-major [height, width, channels] 8-bit samples; channels is 1 (grey) or
 /// 3 (RGB). `pixels` is malloc'd: release it with moco_image_free.
