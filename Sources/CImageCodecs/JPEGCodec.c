@@ -46,7 +46,8 @@ static void install(jpeg_report *r, char *message, size_t capacity) {
     r->truncated = 0;
 }
 
-int moco_jpeg_decode(const unsigned char *data, size_t size, moco_image *out, char *message, size_t capacity) {
+int moco_jpeg_decode(const unsigned char *data, size_t size, size_t max_pixels, moco_image *out, char *message, size_t capacity) {
+    if (max_pixels == 0) max_pixels = MOCO_IMAGE_MAX_PIXELS;
     out->width = out->height = out->channels = 0;
     out->pixels = NULL;
     // JPEG (ITU T.81, B.1.1.2): SOI marker FF D8 first.
@@ -69,10 +70,10 @@ int moco_jpeg_decode(const unsigned char *data, size_t size, moco_image *out, ch
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     (void)jpeg_read_header(&cinfo, TRUE);
     if (cinfo.image_width > MOCO_IMAGE_MAX_SIDE || cinfo.image_height > MOCO_IMAGE_MAX_SIDE ||
-        (size_t)cinfo.image_width * cinfo.image_height > MOCO_IMAGE_MAX_PIXELS) {
+        (size_t)cinfo.image_width * cinfo.image_height > max_pixels) {
         if (message && capacity)
-            snprintf(message, capacity, "image of %ux%u pixels is larger than accepted (%d per side, 2^26 in all)",
-                     cinfo.image_width, cinfo.image_height, MOCO_IMAGE_MAX_SIDE);
+            snprintf(message, capacity, "image of %ux%u pixels is larger than accepted (%d per side, %zu in all)",
+                     cinfo.image_width, cinfo.image_height, MOCO_IMAGE_MAX_SIDE, max_pixels);
         jpeg_destroy_decompress(&cinfo);
         return -1;
     }

@@ -42,7 +42,8 @@ static void read_callback(png_structp png, png_bytep out, size_t count) {
     s->position += count;
 }
 
-int moco_png_decode(const unsigned char *data, size_t size, moco_image *out, char *message, size_t capacity) {
+int moco_png_decode(const unsigned char *data, size_t size, size_t max_pixels, moco_image *out, char *message, size_t capacity) {
+    if (max_pixels == 0) max_pixels = MOCO_IMAGE_MAX_PIXELS;
     out->width = out->height = out->channels = 0;
     out->pixels = NULL;
     // PNG spec 5.2: the eight-byte signature 89 50 4E 47 0D 0A 1A 0A.
@@ -78,7 +79,12 @@ int moco_png_decode(const unsigned char *data, size_t size, moco_image *out, cha
     png_uint_32 width = 0, height = 0;
     int depth = 0, colour = 0, interlace = 0;
     png_get_IHDR(png, info, &width, &height, &depth, &colour, &interlace, NULL, NULL);
-    if ((size_t)width * height > MOCO_IMAGE_MAX_PIXELS) png_error(png, "image has more than 2^26 pixels (67 million)");
+    if ((size_t)width * height > max_pixels) {
+        char text[128];
+        snprintf(text, sizeof text, "image of %ux%u pixels is larger than accepted (%d per side, %zu in all)",
+                 (unsigned)width, (unsigned)height, MOCO_IMAGE_MAX_SIDE, max_pixels);
+        png_error(png, text);
+    }
     int grey = (colour & PNG_COLOR_MASK_COLOR) == 0;
     if (colour == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (grey && depth < 8) png_set_expand_gray_1_2_4_to_8(png);

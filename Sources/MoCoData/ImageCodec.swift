@@ -27,17 +27,19 @@ public enum ImageCodec {
 
     /// Decodes `bytes` and hands the library's pixel buffer ([height, width, channels]) to `body`
     /// without copying it. Errors name `path` and carry the library's message.
-    static func withDecoded<R>(_ bytes: UnsafeRawBufferPointer, path: String,
+    static func withDecoded<R>(_ bytes: UnsafeRawBufferPointer, path: String, maxPixels: Int = ImageCodec.maxPixels,
                                _ body: (UnsafePointer<UInt8>, _ height: Int, _ width: Int, _ channels: Int) throws -> R) throws -> R {
         guard let format = format(of: bytes), let base = bytes.baseAddress else {
             let head = bytes.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " ")
             throw DataError.corrupt(path, "not a PNG or JPEG file (first bytes: \(head.isEmpty ? "none, the file is empty" : head))")
         }
+        precondition(maxPixels > 0, "maxPixels must be positive")
+        let limit = min(maxPixels, ImageCodec.maxPixels)
         var image = moco_image()
         var message = [CChar](repeating: 0, count: 512)
         let p = base.assumingMemoryBound(to: UInt8.self)
-        let rc = format == .png ? moco_png_decode(p, bytes.count, &image, &message, message.count)
-                                : moco_jpeg_decode(p, bytes.count, &image, &message, message.count)
+        let rc = format == .png ? moco_png_decode(p, bytes.count, limit, &image, &message, message.count)
+                                : moco_jpeg_decode(p, bytes.count, limit, &image, &message, message.count)
         guard rc == 0, let pixels = image.pixels else {
             let library = format == .png ? "libpng" : "libjpeg"
             throw DataError.corrupt(path, "cannot decode the \(format == .png ? "PNG" : "JPEG") image: \(library): \(String(cString: message))")
@@ -46,10 +48,15 @@ public enum ImageCodec {
         return try body(UnsafePointer(pixels), Int(image.height), Int(image.width), Int(image.channels))
     }
 
-    /// Decodes a PNG or JPEG file's bytes.
-    public static func decode(_ bytes: [UInt8], path: String = "<memory>") throws -> DecodedImage {
+    /// The most pixels (width x height) a decoded image may have, 2^26 (MOCO_IMAGE_MAX_PIXELS):
+    /// a header stating more is refused before anything is allocated.
+    public static let maxPixels = Int(MOCO_IMAGE_MAX_PIXELS)
+
+    /// Decodes a PNG or JPEG file's bytes; a header stating more than `maxPixels` pixels (at most
+    /// `ImageCodec.maxPixels`) is refused.
+    public static func decode(_ bytes: [UInt8], path: String = "<memory>", maxPixels: Int = ImageCodec.maxPixels) throws -> DecodedImage {
         try bytes.withUnsafeBytes { raw in
-            try withDecoded(raw, path: path) { p, h, w, c in
+            try withDecoded(raw, path: path, maxPixels: maxPixels) { p, h, w, c in
                 DecodedImage(width: w, height: h, channels: c, pixels: Array(UnsafeBufferPointer(start: p, count: h * w * c)))
             }
         }

@@ -110,11 +110,23 @@ final class ImageCodecTests: XCTestCase {
         // IHDR: length at 8, type at 12, width at 16, height at 20, CRC over type+data at 29.
         png.replaceSubrange(16..<24, with: be(9000) + be(9000))      // 81 M pixels > 2^26
         png.replaceSubrange(29..<33, with: be(crc32(png[12..<29])))
-        assertDataError(.corrupt, contains: ["big.png", "libpng", "more than 2^26 pixels"]) { _ = try ImageCodec.decode(png, path: "big.png") }
+        assertDataError(.corrupt, contains: ["big.png", "libpng", "9000x9000", "67108864 in all"]) { _ = try ImageCodec.decode(png, path: "big.png") }
         var jpeg = try ImageCodec.encodeJPEG(width: 3, height: 2, channels: 1, quality: 90, pixels: bytes(6))
         // SOF0 (FF C0): length (2), precision (1), height (2), width (2).
         let sof = try XCTUnwrap((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
         jpeg.replaceSubrange((sof + 5)..<(sof + 9), with: [0x23, 0x28, 0x23, 0x28])   // 9000 x 9000
-        assertDataError(.corrupt, contains: ["big.jpg", "9000x9000", "2^26 in all"]) { _ = try ImageCodec.decode(jpeg, path: "big.jpg") }
+        assertDataError(.corrupt, contains: ["big.jpg", "9000x9000", "67108864 in all"]) { _ = try ImageCodec.decode(jpeg, path: "big.jpg") }
+    }
+
+    /// A smaller limit (the fuzz target's) refuses a header past it and accepts one at it; a
+    /// larger one is clamped to `ImageCodec.maxPixels`.
+    func testACallersPixelLimitIsApplied() throws {
+        let png = try ImageCodec.encodePNG(width: 4, height: 3, colorType: .grey, samples: bytes(12))
+        let jpeg = try ImageCodec.encodeJPEG(width: 4, height: 3, channels: 1, quality: 90, pixels: bytes(12))
+        for (file, name) in [(png, "a.png"), (jpeg, "a.jpg")] {
+            XCTAssertEqual(try ImageCodec.decode(file, path: name, maxPixels: 12).width, 4)
+            XCTAssertEqual(try ImageCodec.decode(file, path: name, maxPixels: Int.max).height, 3)
+            assertDataError(.corrupt, contains: [name, "4x3", "11 in all"]) { _ = try ImageCodec.decode(file, path: name, maxPixels: 11) }
+        }
     }
 }

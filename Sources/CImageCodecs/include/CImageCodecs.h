@@ -11,9 +11,11 @@
 
 #include <stddef.h>
 
-/// Largest accepted width or height, and width x height, of a decoded image: 2^26 pixels
-/// (a 67-megapixel photo; 192 MB as RGB) bounds the buffer a hostile header can make the
-/// decoder allocate (scripts/fuzz.sh treats a single allocation over 512 MB as a bug).
+/// Largest accepted width or height, and the default largest width x height, of a decoded
+/// image: 2^26 pixels (a 67-megapixel photo; 192 MB as RGB) bounds the buffer a hostile header
+/// can make the decoder allocate (scripts/fuzz.sh treats a single allocation over 512 MB as a
+/// bug). The decoders take the pixel limit as an argument (0: this default); the fuzz target
+/// passes a smaller one so that its executions stay fast.
 #define MOCO_IMAGE_MAX_SIDE 32768
 #define MOCO_IMAGE_MAX_PIXELS ((size_t)1 << 26)
 
@@ -32,14 +34,14 @@ typedef struct moco_image {
 /// (round(v * 255 / 65535), png_set_scale_16), an alpha channel or tRNS transparency is dropped
 /// (the colour samples are kept as stored, as PIL's convert("RGB") does), Adam7 interlacing is
 /// undone, and gAMA/sRGB/iCCP are ignored. Grey and grey+alpha give 1 channel, the others 3.
-int moco_png_decode(const unsigned char *data, size_t size, moco_image *out, char *message, size_t capacity);
+int moco_png_decode(const unsigned char *data, size_t size, size_t max_pixels, moco_image *out, char *message, size_t capacity);
 
 /// Decodes a whole baseline or progressive JPEG file held in memory (libjpeg API: jpeg_mem_src,
 /// jpeg_read_header, jpeg_start_decompress, jpeg_read_scanlines). One component gives 1 channel
 /// (JCS_GRAYSCALE), YCbCr or RGB give 3 (JCS_RGB); CMYK is refused with libjpeg's message. A
 /// file that ends before its last scan (libjpeg's warning JWRN_JPEG_EOF, "Premature end of JPEG
 /// file") is an error; other warnings are ignored. EXIF orientation is not applied.
-int moco_jpeg_decode(const unsigned char *data, size_t size, moco_image *out, char *message, size_t capacity);
+int moco_jpeg_decode(const unsigned char *data, size_t size, size_t max_pixels, moco_image *out, char *message, size_t capacity);
 
 void moco_image_free(moco_image *image);
 
