@@ -20,7 +20,7 @@ let fast: [SwiftSetting] = fuzzing
     : [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))] + cpuFlags
 
 // The kernels (tensors, layers, optimizer, augmentation) are optimised in debug builds too, with
-// Swift's checks kept (`-O`, not `-Ounchecked`): unoptimised, a ResNet-20 step is about 40x slower,
+// Swift's checks kept (`-O`, not `-Ounchecked`): unoptimised, a small ResNet-20 job ran about 20x slower (docs/architecture.md),
 // and the tests that train under mpirun would spend most of their time there. `swift build` and
 // `swift test` still build the rest without optimisation, so the debugger sees the trainer.
 let kernels: [SwiftSetting] = fast + [.unsafeFlags(["-O"], .when(configuration: .debug))]

@@ -47,7 +47,7 @@ static void install(jpeg_report *r, char *message, size_t capacity) {
 }
 
 int moco_jpeg_decode(const unsigned char *data, size_t size, size_t max_pixels, moco_image *out, char *message, size_t capacity) {
-    if (max_pixels == 0) max_pixels = MOCO_IMAGE_MAX_PIXELS;
+    max_pixels = moco_image_pixel_limit(max_pixels);
     out->width = out->height = out->channels = 0;
     out->pixels = NULL;
     // JPEG (ITU T.81, B.1.1.2): SOI marker FF D8 first.

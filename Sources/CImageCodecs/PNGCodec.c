@@ -43,7 +43,7 @@ static void read_callback(png_structp png, png_bytep out, size_t count) {
 }
 
 int moco_png_decode(const unsigned char *data, size_t size, size_t max_pixels, moco_image *out, char *message, size_t capacity) {
-    if (max_pixels == 0) max_pixels = MOCO_IMAGE_MAX_PIXELS;
+    max_pixels = moco_image_pixel_limit(max_pixels);
     out->width = out->height = out->channels = 0;
     out->pixels = NULL;
     // PNG spec 5.2: the eight-byte signature 89 50 4E 47 0D 0A 1A 0A.

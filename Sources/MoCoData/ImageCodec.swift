@@ -34,7 +34,7 @@ public enum ImageCodec {
             throw DataError.corrupt(path, "not a PNG or JPEG file (first bytes: \(head.isEmpty ? "none, the file is empty" : head))")
         }
         precondition(maxPixels > 0, "maxPixels must be positive")
-        let limit = min(maxPixels, ImageCodec.maxPixels)
+        let limit = size_t(maxPixels)   // clamped to MOCO_IMAGE_MAX_PIXELS by the shim
         var image = moco_image()
         var message = [CChar](repeating: 0, count: 512)
         let p = base.assumingMemoryBound(to: UInt8.self)

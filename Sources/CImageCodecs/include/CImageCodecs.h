@@ -14,10 +14,16 @@
 /// Largest accepted width or height, and the default largest width x height, of a decoded
 /// image: 2^26 pixels (a 67-megapixel photo; 192 MB as RGB) bounds the buffer a hostile header
 /// can make the decoder allocate (scripts/fuzz.sh treats a single allocation over 512 MB as a
-/// bug). The decoders take the pixel limit as an argument (0: this default); the fuzz target
+/// bug). The decoders take the pixel limit as an argument (moco_image_pixel_limit); the fuzz target
 /// passes a smaller one so that its executions stay fast.
 #define MOCO_IMAGE_MAX_SIDE 32768
 #define MOCO_IMAGE_MAX_PIXELS ((size_t)1 << 26)
+
+/// The pixel limit a decoder applies for a caller's `max_pixels`: 0 or anything above
+/// MOCO_IMAGE_MAX_PIXELS gives MOCO_IMAGE_MAX_PIXELS.
+static inline size_t moco_image_pixel_limit(size_t max_pixels) {
+    return max_pixels == 0 || max_pixels > MOCO_IMAGE_MAX_PIXELS ? MOCO_IMAGE_MAX_PIXELS : max_pixels;
+}
 
 /// A decoded image: row-major [height, width, channels] 8-bit samples; channels is 1 (grey) or
 /// 3 (RGB). `pixels` is malloc'd: release it with moco_image_free.
