@@ -1,23 +1,33 @@
 #!/usr/bin/env bash
-# A simulated two-host cluster on this machine, built from Linux network namespaces, and a short
-# MoCo training run across it over TCP -- the multi-host code path (remote daemon launch, TCP
-# out-of-band and byte-transfer layers, no shared memory between the ranks) without a second host.
+# A simulated cluster of N hosts on this machine, built from Linux network namespaces joined by a
+# bridge (a one-switch star), optionally with shaped links, and a short MoCo run (or any moco
+# subcommand) across it over TCP -- the multi-host code path (remote daemon launch, TCP
+# out-of-band and byte-transfer layers, no shared memory between the ranks) without more hosts.
 #
-#   sudo launch/netns-cluster.sh [-b BINARY] [-k] [-m 'SUBCOMMAND'] [--] [moco arguments...]
+#   sudo launch/netns-cluster.sh [-n N] [--delay D] [--rate R] [-b BINARY] [-k] [-m 'SUBCOMMAND'] [--] [moco arguments...]
 #
+#   -n N       hosts, one rank each (default 2; 2-32). More ranks than cores are oversubscribed.
+#   --rate R   rate limit of every host's sending link (tc tbf), e.g. 1gbit, 500mbit
+#   --delay D  delay added to every packet a host sends, one way (tc netem), e.g. 100us, 1ms;
+#              needs the kernel's sch_netem, which some VMs lack (then: an error, nothing built)
 #   -b BINARY  the moco executable (default .build/release/moco)
 #   -k         keep the working folder (hostfile, agent, logs) and print its path
 #   -m WORDS   the moco subcommand (default 'train'); any other, e.g. -m 'bench comm', runs
 #              without `--threads 1` and the training defaults below (used by scripts/scaling.sh)
-# Environment: MPIRUN_ARGS, extra mpirun arguments (word-split), e.g. '--report-bindings'.
+# Environment: MPIRUN_ARGS, extra mpirun arguments (word-split), e.g. '--report-bindings' or
+# '--mca coll_tuned_use_dynamic_rules 1 --mca coll_tuned_allreduce_algorithm 4' (ring allreduce).
 #
-# What it builds (needs root and iproute2's `ip`):
-#   namespace ${prefix}0  -- veth --  namespace ${prefix}1      (prefix: $MOCO_NETNS_PREFIX, default moco-h)
-#   10.99.0.1/24                       10.99.0.2/24            (addresses exist inside the namespaces only)
-# and a hostfile with the two addresses (1 slot each). mpirun runs inside ${prefix}0; to start
-# the daemon on "host" 10.99.0.2 Open MPI calls an rsh agent script that enters ${prefix}1 with
-# `ip netns exec` instead of ssh. All MPI traffic is TCP on 10.99.0.0/24. The namespaces (and the
-# veth pair with them) are removed on exit, also on failure or Ctrl-C.
+# What it builds (needs root and iproute2's `ip`; `tc` for shaping):
+#   namespace ${prefix}0 .. ${prefix}{N-1}: 10.99.0.1 .. 10.99.0.N/24 on a veth each, whose other
+#   end is a port of bridge br0 in namespace ${prefix}sw (prefix: $MOCO_NETNS_PREFIX, default
+#   moco-h). The addresses exist inside the namespaces only. --rate puts a token bucket (tbf, burst
+#   of 100 us at the rate, at least 16 KiB) on each host's veth, --delay a netem delay (with
+#   both: netem delay, then tbf as its child): every message a rank sends waits D and leaves at
+#   R, a full-duplex link of rate R per host into a non-blocking switch.
+# mpirun runs inside ${prefix}0; to start a daemon on "host" 10.99.0.I+1 Open MPI calls an rsh agent
+# script that enters ${prefix}I with `ip netns exec` instead of ssh. All MPI traffic is TCP on
+# 10.99.0.0/24. The namespaces (and the veth pairs and the bridge with them) are removed on exit,
+# also on failure or Ctrl-C.
 #
 # Default training (overridable: later flags win): synthetic data, 1 epoch of 256 images,
 # global batch 32, queue 128, kNN at the end, into runs/netns-cluster-DATE.
@@ -25,13 +35,17 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
 bin="${MOCO_BIN:-$root/.build/release/moco}"
 keep=0
 subcommand=train
+hosts=2 delay="" rate=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    -n|--hosts) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }; hosts="$2"; shift 2 ;;
+    --delay) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }; delay="$2"; shift 2 ;;
+    --rate) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }; rate="$2"; shift 2 ;;
     -b|--binary) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }; bin="$2"; shift 2 ;;
     -k|--keep) keep=1; shift ;;
     -m|--moco-command) [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }; subcommand="$2"; shift 2 ;;
@@ -47,10 +61,30 @@ command -v mpirun >/dev/null || { echo "error: mpirun not found (apt-get install
 [ -x "$bin" ] || { echo "error: $bin is not an executable; build it with 'swift build -c release --product moco' or pass -b" >&2; exit 2; }
 bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 
+[[ "$hosts" =~ ^[0-9]+$ ]] && [ "$hosts" -ge 2 ] && [ "$hosts" -le 32 ] \
+  || { echo "error: -n must be a number of hosts from 2 to 32, got '$hosts'" >&2; exit 2; }
+if [ -n "$delay$rate" ]; then
+  command -v tc >/dev/null || { echo "error: 'tc' not found for --delay/--rate (apt-get install iproute2)" >&2; exit 2; }
+  [ -z "$delay" ] || [[ "$delay" =~ ^[0-9.]+(us|ms|s)$ ]] || { echo "error: --delay takes a time such as 100us or 1ms, got '$delay'" >&2; exit 2; }
+  [ -z "$rate" ] || [[ "$rate" =~ ^[0-9.]+(kbit|mbit|gbit)$ ]] || { echo "error: --rate takes a rate such as 1gbit or 100mbit, got '$rate'" >&2; exit 2; }
+fi
+
+if [ -n "$rate" ]; then
+  # tbf's bucket: 100 us of the rate (bytes), at least 16 KiB (more than a 1500-byte MTU packet
+  # and small against the 0.1-1 MB messages of the gradient allreduce).
+  burst=$(python3 -c "
+import re, sys
+v, u = re.fullmatch(r'([0-9.]+)(kbit|mbit|gbit)', sys.argv[1]).groups()
+bits = float(v) * {'kbit': 1e3, 'mbit': 1e6, 'gbit': 1e9}[u]
+print(max(16384, int(bits / 8 * 100e-6)))" "$rate")
+fi
+
 prefix="${MOCO_NETNS_PREFIX:-moco-h}"
-ns0="${prefix}0" ns1="${prefix}1"
-addr0=10.99.0.1 addr1=10.99.0.2 subnet=10.99.0.0/24
-for ns in "$ns0" "$ns1"; do
+subnet=10.99.0.0/24
+names=() addrs=()
+for ((i = 0; i < hosts; i++)); do names+=("$prefix$i"); addrs+=("10.99.0.$((i + 1))"); done
+sw="${prefix}sw"
+for ns in "${names[@]}" "$sw"; do
   if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
     echo "error: network namespace $ns already exists (another run, or a leftover: 'ip netns del $ns')" >&2; exit 2
   fi
@@ -73,22 +107,45 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "creating namespaces $ns0 ($addr0) and $ns1 ($addr1), veth pair on $subnet" >&2
-ip netns add "$ns0"; created+=("$ns0")
-ip netns add "$ns1"; created+=("$ns1")
-# Both ends are created directly inside the namespaces: nothing appears in the host's namespace.
-ip link add veth-moco0 netns "$ns0" type veth peer name veth-moco1 netns "$ns1"
-ip -n "$ns0" addr add "$addr0/24" dev veth-moco0
-ip -n "$ns1" addr add "$addr1/24" dev veth-moco1
-for ns in "$ns0" "$ns1"; do ip -n "$ns" link set lo up; done
-ip -n "$ns0" link set veth-moco0 up
-ip -n "$ns1" link set veth-moco1 up
+echo "creating $hosts namespaces ${names[0]}..${names[$((hosts - 1))]} (${addrs[0]}..${addrs[$((hosts - 1))]}) on bridge br0 in $sw${delay:+, delay $delay}${rate:+, rate $rate}" >&2
+ip netns add "$sw"; created+=("$sw")
+ip -n "$sw" link add br0 type bridge
+ip -n "$sw" link set br0 up
+ip -n "$sw" link set lo up
+for ((i = 0; i < hosts; i++)); do
+  ns=${names[$i]}
+  ip netns add "$ns"; created+=("$ns")
+  # Both ends are created directly inside the namespaces: nothing appears in the host's namespace.
+  ip link add "veth-moco$i" netns "$ns" type veth peer name "port$i" netns "$sw"
+  ip -n "$sw" link set "port$i" master br0
+  ip -n "$sw" link set "port$i" up
+  ip -n "$ns" addr add "${addrs[$i]}/24" dev "veth-moco$i"
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link set "veth-moco$i" up
+  dev="veth-moco$i"
+  parent=(root)
+  if [ -n "$delay" ]; then
+    # limit: packets the qdisc may hold (the default 1000 drops at 10 Gb/s x 1 ms).
+    if ! ip netns exec "$ns" tc qdisc add dev "$dev" root handle 1: netem delay "$delay" limit 100000 2>"$work/tc.err"; then
+      echo "error: --delay: tc netem failed: $(cat "$work/tc.err") (this kernel has no sch_netem; --rate works without it)" >&2; exit 2
+    fi
+    parent=(parent 1:1)
+  fi
+  if [ -n "$rate" ]; then
+    ip netns exec "$ns" tc qdisc add dev "$dev" "${parent[@]}" handle 2: tbf rate "$rate" burst "$burst" latency 100ms
+  fi
+done
 if command -v ping >/dev/null; then
-  ip netns exec "$ns0" ping -c 1 -W 2 "$addr1" >/dev/null 2>&1 \
-    || { echo "error: $ns0 cannot reach $addr1 over the veth pair" >&2; exit 1; }
+  for ((i = 1; i < hosts; i++)); do
+    ip netns exec "${names[0]}" ping -c 1 -W 5 "${addrs[$i]}" >/dev/null 2>&1 \
+      || { echo "error: ${names[0]} cannot reach ${addrs[$i]} over the bridge" >&2; exit 1; }
+  done
 fi
 
-printf '%s slots=1\n%s slots=1\n' "$addr0" "$addr1" > "$work/hostfile"
+: > "$work/hostfile"
+for a in "${addrs[@]}"; do printf '%s slots=1\n' "$a" >> "$work/hostfile"; done
+cases=""
+for ((i = 0; i < hosts; i++)); do cases+="  ${addrs[$i]}) ns=${names[$i]} ;;"$'\n'; done
 # The rsh agent: Open MPI calls `agent [options] HOST COMMAND...` as it would call ssh. The command
 # is a shell command line (ssh joins its arguments with spaces and gives them to the remote shell),
 # so it is run with sh -c inside the namespace that owns HOST.
@@ -99,9 +156,7 @@ while [ \$# -gt 0 ] && [ "\${1#-}" != "\$1" ]; do shift; done   # ssh-style opti
 [ \$# -ge 2 ] || { echo "netns agent: usage: agent.sh HOST COMMAND..." >&2; exit 255; }
 host="\$1"; shift
 case "\$host" in
-  $addr0) ns=$ns0 ;;
-  $addr1) ns=$ns1 ;;
-  *) echo "netns agent: unknown host '\$host' (expected $addr0 or $addr1)" >&2; exit 255 ;;
+$cases  *) echo "netns agent: unknown host '\$host' (expected one of ${addrs[*]})" >&2; exit 255 ;;
 esac
 echo "netns agent: \$host -> namespace \$ns" >&2
 exec ip netns exec "\$ns" /bin/sh -c "\$*"
@@ -110,7 +165,7 @@ chmod +x "$work/agent.sh"
 
 out="runs/netns-cluster-$(date +%Y%m%d-%H%M%S)"
 defaults=(--data synthetic --epochs 1 --train-subset 256 --batch-size 32 --queue-size 128 --log-every 2 --out "$out")
-mpi=(--allow-run-as-root --hostfile "$work/hostfile" -np 2 --map-by node
+mpi=(--allow-run-as-root --hostfile "$work/hostfile" -np "$hosts" --map-by node
      --mca plm_rsh_agent "$work/agent.sh"
      --mca pml ob1 --mca btl tcp,self
      --mca btl_tcp_if_include "$subnet" --mca oob_tcp_if_include "$subnet"
@@ -125,7 +180,7 @@ extra=(${MPIRUN_ARGS:-})
 sub=($subcommand)
 threads=(--threads 1)
 [ "$subcommand" = train ] || { defaults=(); threads=(); }
-cmd=(ip netns exec "$ns0" mpirun "${mpi[@]}" "${extra[@]}" "$bin" "${sub[@]}" "${threads[@]}" "${defaults[@]}" "$@")
+cmd=(ip netns exec "${names[0]}" mpirun "${mpi[@]}" "${extra[@]}" "$bin" "${sub[@]}" "${threads[@]}" "${defaults[@]}" "$@")
 echo "+ ${cmd[*]}" >&2
 set +e
 "${cmd[@]}"

@@ -22,7 +22,8 @@
 #
 # Options: --out DIR (default runs/ablations-e<EPOCHS>, runs/ablations-quick with --quick),
 # --seeds "1 2", --jobs N, --epochs E, --only LIST, --quick, --list. Environment: MOCO (default
-# .build/release/moco), DATA_DIR (Fashion-MNIST files; default the trainer's).
+# .build/release/moco), DATA_DIR (Fashion-MNIST files; default the trainer's), KS and E2E_BATCHES
+# (part a's points, e.g. KS="4096 16384" E2E_BATCHES="" for the bank against MoCo only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOCO=${MOCO:-.build/release/moco}
@@ -47,7 +48,7 @@ done
 # epochs with the cosine planned over them, the recipe of scripts/mechanisms.sh (MoCo v2,
 # T = 0.1, blur sigma up to 2, BatchNorm split 8), kNN (k = 200) after every epoch against the
 # first 2000 test images with the first 5000 training images as the bank.
-SUBSET=20000 BATCH=256 KS="256 1024 4096 16384" E2E_BATCHES="64 128 256" BASE_K=4096
+SUBSET=20000 BATCH=256 KS=${KS-256 1024 4096 16384} E2E_BATCHES=${E2E_BATCHES-64 128 256} BASE_K=4096
 KNN_BANK=5000 KNN_TEST=2000 LOG_EVERY=5 CONSISTENCY_EVERY=10
 MS="0 0.9 0.99 0.999 0.9999" TS="0.05 0.07 0.1 0.2 0.5 1.0" BASE_M=0.99 BASE_T=0.1 BASE_LR=0.06
 if [ "$QUICK" = 1 ]; then

@@ -37,6 +37,8 @@ public struct StepInput {
 public protocol ContrastiveMethod: AnyObject {
     var config: MoCoConfig { get }
     var comm: Communicator { get }
+    /// Where each step's phases go (`--timeline`); nil: nowhere. Changes no value.
+    var timeline: Timeline? { get set }
     /// The trained encoder: saved as `encoder_q.*`, evaluated by the kNN monitor.
     var query: Encoder { get }
     /// SGD or LARS over `query.params` (`--optimizer`).

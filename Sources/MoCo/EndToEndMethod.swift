@@ -24,6 +24,8 @@ public final class EndToEndMethod: ContrastiveMethod {
     public let config: MoCoConfig
     public let engine: EngineConfig
     public let comm: Communicator
+    /// Where each step's phases are recorded (`--timeline`); nil: nowhere.
+    public var timeline: Timeline?
     public let query: Encoder
     /// The same encoder's second activation set (state copied from `query` every step).
     let keyPath: Encoder
@@ -72,7 +74,7 @@ public final class EndToEndMethod: ContrastiveMethod {
     public func step(_ input: StepInput) throws -> StepResult {
         precondition(localBatch > 0, "EndToEndMethod.step before plan")
         let n = localBatch, D = config.dim
-        var clock = PhaseClock()
+        var clock = PhaseClock(timeline: timeline)
         // 1. keys, with the activations kept for their backward
         keyPath.copyState(from: query)
         try computeKeys(input.imK, perm: input.perm)

@@ -22,6 +22,8 @@ public final class MemoryBankMethod: ContrastiveMethod, StoredEntries {
     public let config: MoCoConfig
     public let engine: EngineConfig
     public let comm: Communicator
+    /// Where each step's phases are recorded (`--timeline`); nil: nowhere.
+    public var timeline: Timeline?
     public let query: Encoder
     public let bank: MemoryBank
     public let optimizer: Optimizer
@@ -72,7 +74,7 @@ public final class MemoryBankMethod: ContrastiveMethod, StoredEntries {
         precondition(localBatch > 0 && input.indices.count == localBatch, "MemoryBankMethod.step before plan")
         let n = localBatch, K = config.queueSize, T = engine.threads
         let invT = 1 / config.temperature
-        var clock = PhaseClock()
+        var clock = PhaseClock(timeline: timeline)
         // 1. features of the query crops
         query.forward(input.imQ, training: true)
         norm.forward(query.projection)

@@ -34,6 +34,8 @@ public final class MoCoModel: ContrastiveMethod {
     public let queue: KeyQueue
     public let optimizer: Optimizer
     public let comm: Communicator
+    /// Where each step's phases are recorded (`--timeline`); nil: nowhere.
+    public var timeline: Timeline?
     let qNorm = L2Normalize(), kNorm = L2Normalize()
     let infoNCE: InfoNCE
     /// InstDisc's NCE over the same logits (`--loss nce`), with its Z.
@@ -115,7 +117,7 @@ public final class MoCoModel: ContrastiveMethod {
     public func step(imQ: UnsafePointer<Float>, imK: UnsafePointer<Float>, perm: [Int], lr: Float,
                      provenance: StepProvenance? = nil) throws -> StepResult {
         precondition(localBatch > 0, "MoCoModel.step before plan")
-        var clock = PhaseClock()
+        var clock = PhaseClock(timeline: timeline)
         // 1-2. momentum update, then the keys (no gradient)
         momentumUpdate(key: key.params, query: query.params, m: config.momentum)
         try computeKeys(imK, perm: perm, into: keysOwned.ptr)

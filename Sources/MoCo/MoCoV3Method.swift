@@ -24,6 +24,8 @@ public final class MoCoV3Method: ContrastiveMethod {
     public let config: MoCoConfig
     public let engine: EngineConfig
     public let comm: Communicator
+    /// Where each step's phases are recorded (`--timeline`); nil: nowhere.
+    public var timeline: Timeline?
     public let query: Encoder
     public let key: Encoder
     public let optimizer: Optimizer
@@ -77,7 +79,7 @@ public final class MoCoV3Method: ContrastiveMethod {
 
     public func step(_ input: StepInput) throws -> StepResult {
         precondition(localBatch > 0, "MoCoV3Method.step before plan")
-        var clock = PhaseClock()
+        var clock = PhaseClock(timeline: timeline)
         // 1. momentum update
         lastMomentum = Self.momentum(base: config.momentum, cosine: config.momentumCosine, progress: input.progress)
         momentumUpdate(key: key.params, query: query.params, m: lastMomentum)

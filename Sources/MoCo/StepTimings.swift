@@ -16,13 +16,34 @@ public struct StepTimings: Sendable {
 
 /// Splits a step's wall-clock time into phases: each `lap` adds the time since the previous lap
 /// (or since creation) to one phase of `timings`.
+/// With a timeline (`--timeline`), each lap is also a span on its phases lane.
 struct PhaseClock {
     private(set) var timings = StepTimings()
     private var last = MonotonicClock.now()
+    private let timeline: Timeline?
+
+    init(timeline: Timeline? = nil) { self.timeline = timeline }
 
     mutating func lap(_ phase: WritableKeyPath<StepTimings, Double>) {
         let t = MonotonicClock.now()
         timings[keyPath: phase] += t - last
+        timeline?.span(StepTimings.name(of: phase), category: "phase", lane: .phases, start: last, end: t)
         last = t
+    }
+}
+
+extension StepTimings {
+    /// The name of a phase in timelines and tables.
+    static func name(of phase: WritableKeyPath<StepTimings, Double>) -> String {
+        switch phase {
+        case \StepTimings.queryForward: return "query forward"
+        case \StepTimings.keyForward: return "key forward"
+        case \StepTimings.loss: return "loss"
+        case \StepTimings.backward: return "backward"
+        case \StepTimings.allreduceWait: return "allreduce wait"
+        case \StepTimings.optimizer: return "optimizer"
+        case \StepTimings.enqueue: return "enqueue"
+        default: return "phase"
+        }
     }
 }

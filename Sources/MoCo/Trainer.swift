@@ -57,12 +57,23 @@ public final class Trainer {
     let say: (String) -> Void
     /// `--log-consistency`: a monitor, not part of the run's configuration (it changes no value).
     let consistency: ConsistencyLogging?
+    /// `--timeline`: this rank's trace of steps, phases, data waits, kNN and saves (collectives
+    /// are traced by a `TracingCommunicator` writing to the same timeline). Changes no value.
+    let timeline: Timeline?
 
     public init(config: TrainConfig, comm: Communicator, hooks: TrainingHooks = NoTrainingHooks(),
                 stops: StopRequests = NoStopRequests(), say: @escaping (String) -> Void = { print($0) },
-                consistency: ConsistencyLogging? = nil) {
+                consistency: ConsistencyLogging? = nil, timeline: Timeline? = nil) {
         self.config = config; self.comm = comm; self.hooks = hooks; self.stops = stops; self.say = say
-        self.consistency = consistency
+        self.consistency = consistency; self.timeline = timeline
+    }
+
+    /// Runs `body` and records it as a span on the timeline's steps lane.
+    func traced<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        guard let timeline else { return try body() }
+        let t0 = MonotonicClock.now()
+        defer { timeline.span(name, category: "run", lane: .steps, start: t0, end: MonotonicClock.now()); timeline.flush() }
+        return try body()
     }
 
     var isRoot: Bool { comm.rank == 0 }
@@ -168,6 +179,7 @@ public final class Trainer {
         }
         let model = Methods.make(config: c.moco, inChannels: train.channels, datasetCount: train.count, engine: c.engine,
                                  seed: c.seed, comm: comm)
+        model.timeline = timeline
         let sampler = EpochSampler(datasetCount: train.count, globalBatch: c.batchSize, seed: c.seed)
 
         try comm.agreeing { if isRoot { try prepareOutput(resuming: resume != nil) } }
@@ -281,9 +293,10 @@ public final class Trainer {
         for step in first..<stepsPerEpoch {
             comm.watchdog?.beat("epoch \(epoch + 1) step \(step + 1) (global step \(run.globalStep + 1))")
             try hooks.beforeStep(run.globalStep + 1, model: model)
-            let waiting = Stopwatch()
+            let stepStart = MonotonicClock.now()
             guard let batch = try loader.next() else { throw ConfigError("data loader ended early at epoch \(epoch) step \(step)") }
-            let dataWait = waiting.elapsed
+            let dataWait = MonotonicClock.now() - stepStart
+            timeline?.span("data wait", category: "phase", lane: .phases, start: stepStart, end: stepStart + dataWait)
             precondition(batch.epoch == epoch && batch.step == step)
             let t = Double(epoch) + Double(step) / Double(stepsPerEpoch)
             let lr = Float(c.schedule.lr(base: c.lr, epoch: t, totalEpochs: c.epochs, warmupEpochs: c.warmupEpochs))
@@ -293,6 +306,11 @@ public final class Trainer {
                                          step: run.globalStep, progress: t / Double(c.epochs), epoch: epoch))
             }
             run.globalStep += 1
+            if let timeline {
+                timeline.span("step \(run.globalStep)", category: "step", lane: .steps, start: stepStart, end: MonotonicClock.now(),
+                              args: [("epoch", .int(epoch + 1)), ("loss", .double(r.loss)), ("lr", .double(Double(lr)))])
+                timeline.flush()
+            }
             hooks.afterStep(run.globalStep, model: model)
             run.window.add(r, images: c.batchSize, dataWait: dataWait)
             if run.globalStep % c.logEvery == 0 || step == stepsPerEpoch - 1 {
@@ -372,10 +390,10 @@ public final class Trainer {
     func evaluateAndSave(afterEpoch epoch: Int, isLast: Bool, run: Run) throws {
         let c = config
         if c.knnEvery > 0 && (epoch % c.knnEvery == 0 || isLast) {
-            try knnMonitor(afterEpoch: epoch, run: run)
+            try traced("kNN after epoch \(epoch)") { try knnMonitor(afterEpoch: epoch, run: run) }
         }
         if (c.saveEvery > 0 && epoch % c.saveEvery == 0) || isLast {
-            _ = try save(at: Checkpoint.Position(epoch: epoch), run: run)
+            _ = try traced("save epoch \(epoch)") { try save(at: Checkpoint.Position(epoch: epoch), run: run) }
         }
     }
 

@@ -42,13 +42,15 @@ public enum StepBench {
         public var conv: String
     }
 
-    public static func run(_ c: Config, comm: Communicator) throws -> Result {
+    /// - Parameter timeline: where each step and its phases are recorded (`--timeline`), if anywhere.
+    public static func run(_ c: Config, comm: Communicator, timeline: Timeline? = nil) throws -> Result {
         let W = comm.size
         guard c.batchSize % W == 0 else { throw ConfigError("--batch-size \(c.batchSize) is not divisible by \(W) ranks") }
         let n = c.batchSize / W
         guard n % c.moco.bnSplits == 0 else { throw ConfigError("per-rank batch \(n) not divisible by --bn-splits \(c.moco.bnSplits)") }
         let model = Methods.make(config: c.moco, inChannels: c.channels, datasetCount: c.datasetCount, engine: c.engine,
                                  seed: 0, comm: comm)
+        model.timeline = timeline
         model.plan(localBatch: n, channels: c.channels, height: c.height, width: c.width)
         let size = c.channels * c.height * c.width
         let imQ = FloatBuffer(count: n * size), imK = FloatBuffer(count: n * size)
@@ -67,6 +69,8 @@ public enum StepBench {
             let r = try model.step(StepInput(imQ: imQ.ptr, imK: imK.ptr, indices: Array(first..<(first + n)), perm: perm,
                                              lr: 0.01, step: s))
             let dt = watch.elapsed
+            timeline?.span(s < c.warmup ? "warm-up step \(s + 1)" : "step \(s + 1 - c.warmup)", category: "step", lane: .steps,
+                           start: MonotonicClock.now() - dt, end: MonotonicClock.now())
             if s >= c.warmup { times.append(dt); phases = phases + r.timings }
         }
         // Peak memory of the step itself, read before the sgemm peak probe below allocates its

@@ -71,6 +71,7 @@ struct Bench: ParsableCommand {
         @Flag(help: "Symmetric loss.") var symmetric = false
         @Flag(help: "Print one JSON line.") var json = false
         @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
+        @Option(help: ArgumentHelp("Write a Chrome trace of each rank's steps, phases and collectives to FILE (FILE.rankR.json under mpirun; an existing file is not replaced).", valueName: "file")) var timeline: String?
 
         func run() throws {
             Runtime.run { comm in
@@ -90,7 +91,11 @@ struct Bench: ParsableCommand {
                 guard bankSize >= batchSize else { throw ValidationError("--bank-size must be at least the batch") }
                 guard !(mechanism == .endToEnd && loss == .nce) else { throw ValidationError("--loss nce needs moco or memory-bank") }
                 guard steps > 0, warmup >= 0 else { throw ValidationError("--steps must be positive") }
-                let r = try comm.agreeing { try StepBench.run(c, comm: comm) }
+                let trace = try timeline.map { try Timeline.open($0, comm: comm) }
+                defer { trace?.close() }
+                let r = try comm.agreeing {
+                    try StepBench.run(c, comm: trace.map { TracingCommunicator(comm, timeline: $0) } ?? comm, timeline: trace)
+                }
                 if json {
                     let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
                     say(comm, String(decoding: try enc.encode(r), as: UTF8.self))

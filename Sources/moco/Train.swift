@@ -67,6 +67,7 @@ struct Train: ParsableCommand {
     @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
     @Option(help: "Seconds a collective (or, on one process, a step) may take before the watchdog ends the whole job, naming the step, the operation and the ranks missing from it (0 = no watchdog).") var collectiveTimeout: Double = Train.defaultCollectiveTimeout
     @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
+    @Option(help: ArgumentHelp("Write a Chrome trace (Perfetto, chrome://tracing) of each rank's steps, phases, data waits, collectives and gradient-bucket allreduces to FILE (FILE.rankR.json under mpirun; an existing file is not replaced; docs/performance.md, \"Timeline\").", valueName: "file")) var timeline: String?
     @Flag(help: "Print the effective configuration and exit.") var dryRun = false
 
     /// Ten minutes: far above any step or checkpoint of a sane configuration, short next to a
@@ -161,7 +162,10 @@ struct Train: ParsableCommand {
             try comm.agreeing {
                 if moco_signals_install() != 0 { throw ConfigError("cannot install signal handlers: \(String(cString: strerror(errno)))") }
             }
-            let summary = try Trainer(config: c, comm: comm, hooks: faults, stops: SignalStops(), say: emit, consistency: consistency)
+            let trace = try timeline.map { try Timeline.open($0, comm: comm) }
+            defer { trace?.close() }
+            let summary = try Trainer(config: c, comm: trace.map { TracingCommunicator(comm, timeline: $0) } ?? comm, hooks: faults,
+                                      stops: SignalStops(), say: emit, consistency: consistency, timeline: trace)
                 .run(resume: resume, stopAfter: stopAfter)
             say(comm, String(format: "done: %d epochs, %d steps in %.1f s; last loss %.4f", summary.epochsDone, summary.steps,
                              summary.seconds, summary.lastLoss)
@@ -169,6 +173,7 @@ struct Train: ParsableCommand {
                 + (summary.knn.count > 1 && summary.knn[0].epoch == 0
                    ? String(format: " (random-initialised encoder %.2f%%)", summary.knn[0].top1) : "")
                 + (summary.checkpoint.map { "; checkpoint \($0)" } ?? ""))
+            if let trace { say(comm, "timeline: \(Timeline.path(trace.path, rank: 0, size: 1))\(comm.size > 1 ? " (rank 0; one file per rank)" : "") — open it in ui.perfetto.dev or chrome://tracing") }
         }
     }
 }

@@ -213,6 +213,50 @@ final class DistributedTrainingTests: XCTestCase {
         try compareWithOneProcess(ranks: 4)
     }
 
+    /// `--timeline` under mpirun: one trace per rank (pid = rank), the gradient buckets'
+    /// non-blocking allreduces on lanes of their own, the first started before the backward
+    /// pass ends (the overlap a user looks for), every step's buckets covering the same bytes on
+    /// both ranks; the shuffle all-to-alls and the key all-gather; merged by
+    /// scripts/merge_timelines.py into one trace of both ranks.
+    func testTimelineOfTwoRanks() throws {
+        let base = out("trace.json")
+        _ = try train(ranks: 2, Self.tiny + ["--epochs", "1", "--out", out("tl"), "--timeline", base])
+        var bytesPerStep: [[Int]] = []
+        for rank in 0..<2 {
+            let path = out("trace.rank\(rank).json")
+            let all = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [[String: Any]])
+            XCTAssertEqual(Set(all.compactMap { $0["pid"] as? Int }), [rank], path)
+            let spans = all.filter { $0["ph"] as? String == "X" }
+            let steps = spans.filter { $0["cat"] as? String == "step" }
+            XCTAssertEqual(steps.count, 4, path)
+            let names = Set(spans.filter { $0["cat"] as? String == "comm" }.compactMap { $0["name"] as? String })
+            XCTAssertTrue(names.isSuperset(of: ["alltoallv", "allgather", "iallreduce"]), "\(names)")
+            var perStep: [Int] = []
+            for s in steps {
+                let s0 = s["ts"] as! Double, s1 = s0 + (s["dur"] as! Double)
+                let inStep = spans.filter { ($0["ts"] as! Double) >= s0 && ($0["ts"] as! Double) <= s1 }
+                let buckets = inStep.filter { $0["name"] as? String == "iallreduce" }
+                XCTAssertTrue(buckets.allSatisfy { ($0["tid"] as! Int) >= 10 }, "bucket lanes")
+                perStep.append(buckets.compactMap { ($0["args"] as? [String: Any])?["bytes"] as? Int }.reduce(0, +))
+                let backward = try XCTUnwrap(inStep.first { $0["name"] as? String == "backward" })
+                let backwardEnd = (backward["ts"] as! Double) + (backward["dur"] as! Double)
+                XCTAssertLessThan(buckets.map { $0["ts"] as! Double }.min() ?? .infinity, backwardEnd,
+                                  "the first bucket starts during the backward pass")
+            }
+            XCTAssertEqual(Set(perStep).count, 1, "every step allreduces the same gradient bytes: \(perStep)")
+            XCTAssertGreaterThan(perStep[0], 0)
+            bytesPerStep.append(perStep)
+        }
+        XCTAssertEqual(bytesPerStep[0], bytesPerStep[1])
+        guard let python = findOnPath("python3") else { throw XCTSkip("no python3 for scripts/merge_timelines.py") }
+        let merged = out("merged.json")
+        let r = try runProcess(python, [repositoryRoot.path + "/scripts/merge_timelines.py", out("trace.rank0.json"),
+                                        out("trace.rank1.json"), "-o", merged], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let all = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: merged))) as? [[String: Any]])
+        XCTAssertEqual(Set(all.compactMap { $0["pid"] as? Int }), [0, 1])
+    }
+
     /// `--check-consistency 1` passes on 4 ranks over 8 steps, and stops a run whose rank 1 queue
     /// was changed after step 3, naming the step and the rank.
     func testConsistencyCheckPassesAndCatchesADivergentRank() throws {
