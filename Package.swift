@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "CMPIShim", dependencies: ["CMPI"], path: "Sources/CMPIShim"),
         // Async-signal-safe handlers for preemption (SIGTERM, SIGINT, SIGUSR1).
         .target(name: "CSignals", path: "Sources/CSignals"),
+        // The FMA peak probe of `moco bench step` (AVX2 + FMA by a target attribute on one function).
+        .target(name: "CPeak", path: "Sources/CPeak", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         // Image folders (`--data folder`): PNG and JPEG through Debian's libpng and libjpeg-turbo,
@@ -69,7 +71,7 @@ let package = Package(
                 dependencies: ["MoCoTensor", "MoCoLayers", "MoCoOptim", "SafeTensors", "MoCoData", "MoCoComm", "CZlib", "TensorBoard"],
                 swiftSettings: fast),
         // Benchmarks (`moco bench ...`): only the command-line programs depend on them.
-        .target(name: "MoCoBench", dependencies: ["MoCo", "MoCoTensor", "MoCoLayers", "MoCoData", "MoCoComm", "CMPIShim"],
+        .target(name: "MoCoBench", dependencies: ["MoCo", "MoCoTensor", "MoCoLayers", "MoCoData", "MoCoComm", "CMPIShim", "CPeak"],
                 swiftSettings: fast),
         .executableTarget(name: "moco",
                           dependencies: ["MoCo", "MoCoBench", "CSignals", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -35,9 +35,16 @@ public enum StepBench {
         public var forward_mflop_per_image: Double
         public var sgemm_peak_gflops: Double
         public var fraction_of_sgemm_peak: Double
+        /// The FMA peak of this rank's threads summed over ranks, measured after the steps
+        /// (`FMAPeak`; 0 without AVX2/FMA), and the model GFLOP/s as a fraction of it.
+        public var fma_peak_gflops: Double
+        public var fraction_of_fma_peak: Double
         public var phases_ms: [String: Double]
         public var peak_rss_mb: Double
         public var comm_bytes_per_step: [String: Double]
+        /// Milliseconds per step inside each kind of collective (blocking calls; for iallreduce
+        /// its start and its wait), this rank (`CommStats`).
+        public var comm_ms_per_step: [String: Double]
         /// Algorithm of the 3x3 stride-1 convolutions.
         public var conv: String
     }
@@ -73,6 +80,7 @@ public enum StepBench {
                            start: MonotonicClock.now() - dt, end: MonotonicClock.now())
             if s >= c.warmup { times.append(dt); phases = phases + r.timings }
         }
+        let stats = comm.stats   // the measured steps' collectives only
         // Peak memory of the step itself, read before the sgemm peak probe below allocates its
         // own 2048^3 operands.
         let stepPeakRSS = Double(peakResidentBytes()) / 1048576
@@ -82,6 +90,10 @@ public enum StepBench {
         let flopsPerImage = model.query.forwardFLOPs(height: c.height, width: c.width)
         let ips = Double(c.batchSize) / step
         let peak = try comm.allreduce(SgemmPeak.large(threads: c.engine.threads), op: .sum)
+        // All ranks at once, as the step ran: on a shared node the ranks' probes contend as
+        // their steps did.
+        try comm.barrier()
+        let fma = try comm.allreduce(FMAPeak.gflops(threads: c.engine.threads), op: .sum)
         // Forward passes of the encoder per image, a backward counted as two: MoCo q forward +
         // backward + k forward; the bank q only; end-to-end both crops forward and backward.
         let passes: Double = switch c.moco.mechanism { case .moco: 4; case .memoryBank: 3; case .endToEnd: 6; case .mocoV3: 8 }
@@ -92,14 +104,19 @@ public enum StepBench {
             "loss": phases.loss / k, "backward": phases.backward / k, "allreduce_wait": phases.allreduceWait / k,
             "optimizer_momentum": phases.optimizer / k, "enqueue": phases.enqueue / k,   // the bank update for memory-bank
         ]
-        let stats = comm.stats
         var bytes: [String: Double] = [:]
-        for (kind, e) in stats.entries { bytes[kind.rawValue] = Double(e.bytesSent) / Double(c.steps) }
+        var commMS: [String: Double] = [:]
+        for (kind, e) in stats.entries {
+            bytes[kind.rawValue] = Double(e.bytesSent) / Double(c.steps)
+            commMS[kind.rawValue] = e.seconds * 1e3 / Double(c.steps)
+        }
         let rss = try comm.allreduce(stepPeakRSS, op: .max)
         return Result(mechanism: c.moco.mechanism.rawValue, arch: c.moco.architecture.rawValue, batch: c.batchSize, world: W, threads: c.engine.threads,
                       images_per_s: ips, step_ms_median: step * 1e3, gflops: gflops,
                       forward_mflop_per_image: flopsPerImage / 1e6, sgemm_peak_gflops: peak,
-                      fraction_of_sgemm_peak: gflops / peak, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,
+                      fraction_of_sgemm_peak: gflops / peak, fma_peak_gflops: fma,
+                      fraction_of_fma_peak: fma > 0 ? gflops / fma : 0, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,
+                      comm_ms_per_step: commMS,
                       conv: c.engine.conv.rawValue)
     }
 }
