@@ -105,8 +105,8 @@ struct Bench: ParsableCommand {
                     say(comm, String(format: "model %.1f GFLOP/s (passes x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s; %.0f%% of it",
                                      r.gflops, r.forward_mflop_per_image, r.sgemm_peak_gflops, 100 * r.fraction_of_sgemm_peak))
                     say(comm, r.fma_peak_gflops > 0
-                        ? String(format: "FMA peak %.1f GFLOP/s (%d rank(s) x %d thread(s), AVX2 FMA, measured now); the step runs %.0f%% of it",
-                                 r.fma_peak_gflops, r.world, r.threads, 100 * r.fraction_of_fma_peak)
+                        ? String(format: "FMA peak %.1f GFLOP/s (%d rank(s) x %d thread(s), %@ FMA chains, measured now); the step runs %.0f%% of it",
+                                 r.fma_peak_gflops, r.world, r.threads, FMAPeak.isa, 100 * r.fraction_of_fma_peak)
                         : "FMA peak: not measured (the CPU has no AVX2/FMA)")
                     for (k, v) in r.phases_ms.sorted(by: { $0.key < $1.key }) { say(comm, String(format: "  %-30@ %8.2f ms", k, v)) }
                     say(comm, String(format: "peak RSS %.0f MB per rank", r.peak_rss_mb))

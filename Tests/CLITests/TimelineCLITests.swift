@@ -88,4 +88,23 @@ final class TimelineCLITests: XCTestCase {
                        ["warm-up step 1", "step 1", "step 2"])
         XCTAssertEqual(e.filter { $0["name"] as? String == "backward" }.count, 3)
     }
+
+    /// `bench step --json` carries the FMA peak measured in the same run and the time inside
+    /// each collective per step.
+    func testBenchStepJSONHasFMAPeakAndCollectiveTimes() throws {
+        let r = try moco(["bench", "step", "--batch-size", "16", "--queue-size", "64", "--warmup", "1", "--steps", "2",
+                          "--threads", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("{") })
+        let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let fma = try XCTUnwrap(j["fma_peak_gflops"] as? Double)
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        if cpu.contains(" avx2") && cpu.contains(" fma") {
+            XCTAssertGreaterThan(fma, 4)
+            let fraction = try XCTUnwrap(j["fraction_of_fma_peak"] as? Double)
+            XCTAssertEqual(fraction, (j["gflops"] as! Double) / fma, accuracy: 1e-9)
+        }
+        let ms = try XCTUnwrap(j["comm_ms_per_step"] as? [String: Double])
+        XCTAssertNotNil(ms["allgather"], "the key all-gather is timed: \(ms)")
+    }
 }
