@@ -78,22 +78,32 @@ struct Knn: ParsableCommand {
     @OptionGroup var options: EvalOptions
     @Option(help: "Neighbours.") var k = 200
     @Option(help: "Temperature of the vote weights exp(s/t).") var t: Float = 0.1
+    @Option(help: "The first N training images as the bank (default all; as moco train --knn-bank).") var knnBank: Int?
+    @Option(help: "The first N test images (default all; as moco train --knn-test).") var knnTest: Int?
     @Flag(help: "Print one JSON line.") var json = false
 
     func run() throws {
         Runtime.run { comm in
-            let engine = try comm.agreeing { try options.engine() }
+            let engine = try comm.agreeing {
+                for (flag, v) in [("--knn-bank", knnBank), ("--knn-test", knnTest)] {
+                    if let v, v <= 0 { throw ValidationError("\(flag) must be positive, got \(v)") }
+                }
+                return try options.engine()
+            }
             let s = try options.setup(comm: comm, engine: engine)
+            let bank = knnBank.map { s.train.prefix(min($0, s.train.count)) } ?? s.train
+            let test = knnTest.map { s.test.prefix(min($0, s.test.count)) } ?? s.test
             let watch = Stopwatch()
-            let top1 = try DistributedKNN.top1(train: s.train, test: s.test, dim: s.dim, k: k, t: t, comm: comm,
+            let top1 = try DistributedKNN.top1(train: bank, test: test, dim: s.dim, k: k, t: t, comm: comm,
                                                threads: engine.threads) { ds, idx in
                 s.features(ds, idx, true)
             }
             let secs = watch.elapsed
             if json {
-                say(comm, "{\"features\": \"\(s.label)\", \"data\": \"\(s.train.name)\", \"k\": \(k), \"t\": \(t), \"knn_top1\": \(top1), \"seconds\": \(secs)}")
+                say(comm, "{\"features\": \"\(s.label)\", \"data\": \"\(bank.name)\", \"test\": \(test.count), \"k\": \(k), \"t\": \(t), \"knn_top1\": \(top1), \"seconds\": \(secs)}")
             } else {
-                say(comm, String(format: "kNN top-1 %.2f%% (%@ on %@, k=%d, t=%.2f, %.1f s)", top1, s.label, s.train.name, k, t, secs))
+                say(comm, String(format: "kNN top-1 %.2f%% (%@ on %@, %d test images, k=%d, t=%.2f, %.1f s)", top1, s.label, bank.name,
+                                 test.count, k, t, secs))
             }
         }
     }

@@ -313,4 +313,20 @@ final class CLITests: XCTestCase {
         let top1 = obj?["knn_top1"] as? Double ?? -1
         XCTAssertGreaterThan(top1, 15, "raw pixels beat chance (10%) on the synthetic set")
     }
+
+    /// `moco knn --knn-bank N --knn-test M`: the first N training and M test images, as the
+    /// trainer's monitor takes them (docs/ablations.md's protocol); a non-positive count is refused.
+    func testKnnOnPrefixesOfTheSets() throws {
+        let r = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--knn-bank", "40", "--knn-test", "12", "--k", "5", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(obj["test"] as? Int, 12)
+        XCTAssertTrue((obj["data"] as? String ?? "").hasSuffix("[:40]"), "\(obj)")
+        let all = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--k", "5", "--json"])
+        let whole = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
+        XCTAssertGreaterThan(whole["test"] as? Int ?? 0, 12)
+        let bad = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--knn-test", "0"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--knn-test must be positive"), bad.stderr)
+    }
 }
