@@ -16,6 +16,14 @@ extension DistributedTrainingTests {
           "optimizer.momentum_buffer.predictor.0.weight"]),
     ]
 
+    /// Losses over 4 steps of the other mechanisms, 4 ranks against 1 process. On the AVX-512
+    /// machine of 2 December 2026 (OpenBLAS's Cooperlake kernels) one of them differed by
+    /// 2.45e-3 at step 4 (2.8649 vs 2.8579), against the 1e-3 that held on the AVX2 machines
+    /// before: the same chaos at the rounding level as `runTolerance` describes, with other GEMM
+    /// kernels. 5e-3 keeps a 2x margin; the one-step comparison above (`stepTolerance` 1e-4 on
+    /// every tensor) is what would catch a semantic difference.
+    static let mechanismRunTolerance = 5e-3
+
     func testMechanismsOnTwoAndFourRanksMatchOneProcess() throws {
         for m in Self.mechanisms {
             // One step: every tensor, including the bank, Z and SGD's momentum (= the gradient).
@@ -30,7 +38,7 @@ extension DistributedTrainingTests {
             _ = try train(ranks: nil, four + ["--bn-splits", "4", "--out", out("\(m.name)-single4")])
             let r = try train(ranks: 4, four + ["--out", out("\(m.name)-mpi4")])
             XCTAssertTrue(r.stdout.contains("done: 1 epochs, 4 steps"), r.stdout)
-            try assertSameLosses(out("\(m.name)-single4"), out("\(m.name)-mpi4"), count: 4)
+            try assertSameLosses(out("\(m.name)-single4"), out("\(m.name)-mpi4"), count: 4, tolerance: Self.mechanismRunTolerance)
         }
     }
 
