@@ -147,13 +147,13 @@ extension DistributedTrainingTests {
         XCTAssertEqual(status, 75, log)
         print("preemption: exit \(status) \(String(format: "%.1f", Date().timeIntervalSince(signalled))) s after SIGUSR1")
         XCTAssertTrue(log.contains("stopped by signal \(SIGUSR1)") && log.contains("continue with --resume auto"), log)
-        // The ranks agree after each step, so the stop lands after step 3 (mid-epoch) or step 4
-        // (an epoch's end), whichever step the signal reached them in; the one-process tests
-        // pin the mid-epoch case exactly (ReliabilityTests).
+        // The ranks agree after each step, so the stop lands after whichever step the signal
+        // reached them in: step 3 or a later one on a fast machine (seen: epoch 2 + 1 step), never
+        // the run's end; the one-process tests pin the mid-epoch case exactly (ReliabilityTests).
         let saved = Checkpoint.list(in: dir).first
         XCTAssertNotNil(saved)
-        XCTAssertTrue([Checkpoint.Position(epoch: 1, stepInEpoch: 1), Checkpoint.Position(epoch: 2)].contains(saved?.position ?? .init(epoch: -1)),
-                      "\(String(describing: saved))")
+        let at = saved?.position ?? .init(epoch: -1)
+        XCTAssertTrue(at.epoch >= 1 && at.epoch < 3, "\(String(describing: saved))")
         print("preemption: saved \(saved.map { "\($0.position)" } ?? "nothing")")
         XCTAssertEqual(survivors(dir), [])
         _ = try train(ranks: 2, Self.faultRun + ["--out", dir, "--resume", "auto"])
