@@ -70,14 +70,14 @@ public enum StepBench {
             let perm = prng.permutation(c.batchSize)
             if s == c.warmup { comm.resetStats() }
             try comm.barrier()
-            let watch = Stopwatch()
+            let t0 = MonotonicClock.now(), watch = Stopwatch()
             // Distinct bank rows per step, as an epoch's shuffle gives.
             let first = (s * c.batchSize + comm.rank * n) % max(c.datasetCount - n, 1)
             let r = try model.step(StepInput(imQ: imQ.ptr, imK: imK.ptr, indices: Array(first..<(first + n)), perm: perm,
                                              lr: 0.01, step: s))
             let dt = watch.elapsed
             timeline?.span(s < c.warmup ? "warm-up step \(s + 1)" : "step \(s + 1 - c.warmup)", category: "step", lane: .steps,
-                           start: MonotonicClock.now() - dt, end: MonotonicClock.now())
+                           start: t0, end: t0 + dt)
             if s >= c.warmup { times.append(dt); phases = phases + r.timings }
         }
         let stats = comm.stats   // the measured steps' collectives only
