@@ -25,6 +25,10 @@ Tensors (F32 unless noted; S steps, B batch, K queue, D dim):
   final.encoder_q.*, final.encoder_k.*          parameters and buffers after S float32 steps
   final.queue, final.queue_ptr (I64 [1])
   final_f64.encoder_q.<parameter>               parameters after the S float64 steps (as F32)
+  loss_envelope [S], acc1_envelope [S]          the noise envelope (optional; `noise_envelope`): per step
+                                               the largest |value - value_f64| over the float32 run and
+                                               N float64 replays from initial weights perturbed by one
+                                               float32 rounding (metadata `envelope`)
 
 Deterministic: the file is bitwise reproducible for a given torch/torchvision/Pillow build and CPU
 (the header is written in a canonical order with make_reference_step.save_canonical; the metadata
@@ -38,6 +42,7 @@ Usage:
   python scripts/pytorch_trajectory.py export --steps 6 --batch-size 16 --queue-size 64 --dim 32 \\
       --bn-splits 2 --out Tests/MoCoTests/Resources/trajectory_short.safetensors
   python scripts/pytorch_trajectory.py export --out /tmp/traj/trajectory_200.safetensors   # defaults
+  python scripts/pytorch_trajectory.py envelope --file IN --runs 8 --out OUT   # add the envelope
 """
 
 import argparse
@@ -217,6 +222,80 @@ def rel_l2(pairs):
     return math.sqrt(e / r) if r > 0 else math.sqrt(e)
 
 
+ENVELOPE_EPS = 2.0 ** -24        # float32's unit roundoff: the size of one rounding
+
+
+def run_steps(ns, st, cfg, dtype, eps=0.0, seed=0):
+    """The recorded steps from the file's init, crops, perms and lrs in `dtype`; with eps > 0 the
+    initial query-encoder parameters are first multiplied by (1 + eps * N(0, 1)) elementwise
+    (generator seeded `seed`) and copied to the key encoder. Returns (losses, acc1s, moco)."""
+    torch = ns["torch"]
+    a = argparse.Namespace(dim=cfg["dim"], queue_size=cfg["queue_size"], moco_m=cfg["moco_m"],
+                           moco_t=cfg["moco_t"], bn_splits=cfg["bn_splits"])
+    moco = build_moco(ns, a, dtype)
+    load_state(moco, st, "init")
+    if eps > 0:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for pq, pk in zip(moco.encoder_q.parameters(), moco.encoder_k.parameters()):
+                pq.mul_(1 + eps * torch.randn(pq.shape, generator=g, dtype=torch.float64).to(dtype))
+                pk.copy_(pq)
+    opt = torch.optim.SGD(moco.parameters(), lr=float(st["lr"][0]), momentum=cfg["sgd_momentum"],
+                          weight_decay=cfg["weight_decay"])
+    crit = torch.nn.CrossEntropyLoss()
+    loss, acc1 = [], []
+    for s in range(cfg["steps"]):
+        for grp in opt.param_groups:
+            grp["lr"] = float(st["lr"][s])
+        l, logits = pms.train_step(moco, moco, crit, opt, st["im_q"][s].to(dtype), st["im_k"][s].to(dtype),
+                                   st["perm"][s].clone())
+        loss.append(l.item())
+        acc1.append(acc1_of(logits))
+    return loss, acc1, moco
+
+
+def noise_envelope(ns, st, cfg, runs, eps=ENVELOPE_EPS, log=print):
+    """How far float32-sized perturbations alone move this trajectory: `runs` float64 replays of
+    the recorded steps, each from the initial weights perturbed by one relative rounding
+    (`run_steps` with eps, seeds 1..runs), against the unperturbed float64 replay (the file's
+    loss_f64, acc1_f64, final_f64). Per step s: loss_envelope[s] = max over the runs and the
+    recording's float32 run of |loss(s) - loss_f64(s)|, acc1_envelope[s] likewise; and the largest
+    relative L2 of the final query-encoder parameters from final_f64.
+
+    Why: the trajectories of contrastive training are chaotic over the first steps (the
+    float32-vs-float64 distance of the parameters grows ~10x per step in the committed short
+    trajectory), so one float32 run is a single draw from a wide distribution; a second correct
+    float32 implementation is another draw, and must be judged against the spread."""
+    torch = ns["torch"]
+    S = cfg["steps"]
+    l64 = [float(x) for x in st["loss_f64"]]
+    a64 = [float(x) for x in st["acc1_f64"]]
+    lenv = [abs(float(a) - b) for a, b in zip(st["loss"], l64)]
+    aenv = [abs(float(a) - b) for a, b in zip(st["acc1"], a64)]
+    names = [n for n in st if n.startswith("final_f64.encoder_q.")]
+    fenv = rel_l2([(st["final." + n[len("final_f64."):]], st[n]) for n in names])
+    per_run = []
+    for r in range(1, runs + 1):
+        t0 = time.perf_counter()
+        loss, acc1, moco = run_steps(ns, st, cfg, torch.float64, eps, seed=r)
+        d = [abs(a - b) for a, b in zip(loss, l64)]
+        lenv = [max(e, x) for e, x in zip(lenv, d)]
+        aenv = [max(e, abs(a - b)) for e, a, b in zip(aenv, acc1, a64)]
+        q = dict(moco.encoder_q.named_parameters())
+        f = rel_l2([(q[n[len("final_f64.encoder_q."):]], st[n]) for n in names])
+        fenv = max(fenv, f)
+        per_run.append({"seed": r, "loss_minus_f64_last": f"{loss[-1] - l64[-1]:+.3e}",
+                        "loss_abs_diff_max": f"{max(d):.3e}", "final_encoder_q_params_rel_l2": f"{f:.3e}"})
+        log(f"envelope run {r}/{runs}: |loss - loss_f64| at step {S} {d[-1]:.3e} (max {max(d):.3e}), "
+            f"final parameters relative L2 {f:.3e}  [{time.perf_counter() - t0:.1f} s]", flush=True)
+    info = {"runs": runs, "eps": eps, "torch": torch.__version__,
+            "perturbation": "float64 replays from init.encoder_q parameters times (1 + eps * N(0,1)), "
+                            "copied to encoder_k; generators seeded 1..runs",
+            "final_encoder_q_params_rel_l2_envelope": f"{fenv:.3e}",
+            "loss_envelope_max": f"{max(lenv):.3e}", "per_run": per_run}
+    return (torch.tensor(lenv, dtype=torch.float64).float(), torch.tensor(aenv, dtype=torch.float64).float(), info)
+
+
 def export(args):
     ns = pms.build_modules()
     torch = ns["torch"]
@@ -344,7 +423,8 @@ def export(args):
     command = ("python scripts/pytorch_trajectory.py export "
                f"--steps {S} --batch-size {B} --queue-size {K} --dim {args.dim} --bn-splits {args.bn_splits} "
                f"--moco-t {args.moco_t} --moco-m {args.moco_m} --lr {args.lr} --wd {args.wd} "
-               f"--schedule-epochs {args.schedule_epochs:g} --seed {args.seed} --init {args.init} --out FILE")
+               f"--schedule-epochs {args.schedule_epochs:g} --seed {args.seed} --init {args.init} "
+               f"--envelope-runs {args.envelope_runs} --out FILE")
     notes = (
         "Tensors (F32 unless noted): init.encoder_{q,k}.<torchvision state-dict name> (parameters, BN "
         "running_mean/running_var F32, num_batches_tracked I64 of shape [] as in the PyTorch state dict; "
@@ -363,6 +443,12 @@ def export(args):
         "build and CPU.")
     meta = {"format": FORMAT, "config": json.dumps(config, sort_keys=True), "command": command,
             "notes": notes, "float64_check": json.dumps(check, sort_keys=True)}
+    if args.envelope_runs > 0:
+        t_env = time.perf_counter()
+        tensors["loss_envelope"], tensors["acc1_envelope"], info = noise_envelope(ns, tensors, config, args.envelope_runs)
+        meta["envelope"] = json.dumps(info, sort_keys=True)
+        print(f"noise envelope: {args.envelope_runs} perturbed float64 runs in {time.perf_counter() - t_env:.1f} s; "
+              f"max {info['loss_envelope_max']}", flush=True)
 
     save_canonical(tensors, meta, args.out)   # also reads the file back and checks it
     total = time.perf_counter() - t0
@@ -416,6 +502,38 @@ def verify(args):
         sys.exit(1)
 
 
+def envelope(args):
+    """Add (or replace) the noise envelope of an existing trajectory file: `--runs` perturbed
+    float64 replays from the file alone (no torchvision needed), written to --out with every
+    other tensor and metadata entry unchanged."""
+    ns = pms.build_modules()
+    torch = ns["torch"]
+    from safetensors import safe_open
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    if os.path.exists(args.out):
+        sys.exit(f"{args.out} exists: give a new path (the input is never overwritten)")
+    with safe_open(args.file, "pt") as f:
+        meta = dict(f.metadata())
+        if meta.get("format") != FORMAT:
+            sys.exit(f"{args.file}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        st = {k: f.get_tensor(k) for k in f.keys()}
+    cfg = json.loads(meta["config"])
+    # the unperturbed float64 replay must reproduce the file's: otherwise this torch computes
+    # another trajectory and its spread says nothing about the file's
+    l64, _, _ = run_steps(ns, st, cfg, torch.float64)
+    drift = max(abs(a - float(b)) / max(abs(float(b)), 1e-30) for a, b in zip(l64, st["loss_f64"]))
+    if drift > 1e-6:
+        sys.exit(f"this torch ({torch.__version__}) replays loss_f64 only to {drift:.1e} relative: "
+                 "re-export the trajectory instead")
+    st["loss_envelope"], st["acc1_envelope"], info = noise_envelope(ns, st, cfg, args.runs, args.eps)
+    info["float64_replay_relative_drift"] = f"{drift:.1e}"
+    meta["envelope"] = json.dumps(info, sort_keys=True)
+    save_canonical(st, meta, args.out)
+    print(f"wrote {args.out}: loss envelope per step {[f'{float(x):.2e}' for x in st['loss_envelope']][:10]}"
+          f"{' ...' if cfg['steps'] > 10 else ''}; max {info['loss_envelope_max']}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -436,14 +554,18 @@ def main(argv=None):
     e.add_argument("--init", choices=("torchvision", "pytorch"), default="torchvision",
                    help="conv init: kaiming_normal fan_out (torchvision) or nn.Conv2d's default (pytorch)")
     e.add_argument("--data-dir", default=DATA_DIR)
+    e.add_argument("--envelope-runs", type=int, default=8,
+                   help="perturbed float64 replays for the noise envelope (0: none; see noise_envelope)")
     e.add_argument("--out", required=True)
     v = sub.add_parser("verify", help="replay the float32 steps from a trajectory file alone and compare")
     v.add_argument("--file", required=True)
+    n = sub.add_parser("envelope", help="add the noise envelope (perturbed float64 replays) to a trajectory file")
+    n.add_argument("--file", required=True)
+    n.add_argument("--runs", type=int, default=8)
+    n.add_argument("--eps", type=float, default=ENVELOPE_EPS, help="relative perturbation of the initial weights")
+    n.add_argument("--out", required=True, help="new file (must not exist)")
     args = ap.parse_args(argv)
-    if args.cmd == "export":
-        export(args)
-    else:
-        verify(args)
+    {"export": export, "verify": verify, "envelope": envelope}[args.cmd](args)
 
 
 if __name__ == "__main__":
