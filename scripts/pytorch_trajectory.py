@@ -472,20 +472,7 @@ def verify(args):
             sys.exit(f"{args.file}: format {meta.get('format')!r}, expected {FORMAT!r}")
         st = {k: f.get_tensor(k) for k in f.keys()}
     cfg = json.loads(meta["config"])
-    a = argparse.Namespace(dim=cfg["dim"], queue_size=cfg["queue_size"], moco_m=cfg["moco_m"],
-                           moco_t=cfg["moco_t"], bn_splits=cfg["bn_splits"])
-    moco = build_moco(ns, a, torch.float32)
-    load_state(moco, st, "init")
-    opt = torch.optim.SGD(moco.parameters(), lr=float(st["lr"][0]), momentum=cfg["sgd_momentum"],
-                          weight_decay=cfg["weight_decay"])
-    crit = torch.nn.CrossEntropyLoss()
-    loss, acc1 = [], []
-    for s in range(cfg["steps"]):
-        for grp in opt.param_groups:
-            grp["lr"] = float(st["lr"][s])
-        l, logits = pms.train_step(moco, moco, crit, opt, st["im_q"][s], st["im_k"][s], st["perm"][s].clone())
-        loss.append(l.item())
-        acc1.append(acc1_of(logits))
+    loss, acc1, moco = run_steps(ns, st, cfg, torch.float32)
     got = {"loss": torch.tensor(loss, dtype=torch.float32), "acc1": torch.tensor(acc1, dtype=torch.float32),
            "final.queue": moco.queue, "final.queue_ptr": moco.queue_ptr}
     for side in ("encoder_q", "encoder_k"):
