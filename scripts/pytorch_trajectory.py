@@ -458,20 +458,26 @@ def export(args):
     print("float32 vs float64: " + ", ".join(f"{k} {v}" for k, v in check.items() if not k.startswith("per_step")))
 
 
-def verify(args):
-    """Replay the float32 run from the file alone (init, crops, perms, lr, config), as a second
-    implementation would, and compare with the stored loss, acc1 and final state."""
+def read_trajectory(path):
+    """The PyTorch modules (1 thread, deterministic) and a trajectory file's metadata, tensors and
+    config; exits with a message if the file is not a trajectory."""
     ns = pms.build_modules()
     torch = ns["torch"]
     from safetensors import safe_open
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    with safe_open(args.file, "pt") as f:
-        meta = f.metadata()
+    with safe_open(path, "pt") as f:
+        meta = dict(f.metadata())
         if meta.get("format") != FORMAT:
-            sys.exit(f"{args.file}: format {meta.get('format')!r}, expected {FORMAT!r}")
+            sys.exit(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
         st = {k: f.get_tensor(k) for k in f.keys()}
-    cfg = json.loads(meta["config"])
+    return ns, torch, meta, st, json.loads(meta["config"])
+
+
+def verify(args):
+    """Replay the float32 run from the file alone (init, crops, perms, lr, config), as a second
+    implementation would, and compare with the stored loss, acc1 and final state."""
+    ns, torch, meta, st, cfg = read_trajectory(args.file)
     loss, acc1, moco = run_steps(ns, st, cfg, torch.float32)
     got = {"loss": torch.tensor(loss, dtype=torch.float32), "acc1": torch.tensor(acc1, dtype=torch.float32),
            "final.queue": moco.queue, "final.queue_ptr": moco.queue_ptr}
@@ -493,19 +499,9 @@ def envelope(args):
     """Add (or replace) the noise envelope of an existing trajectory file: `--runs` perturbed
     float64 replays from the file alone (no torchvision needed), written to --out with every
     other tensor and metadata entry unchanged."""
-    ns = pms.build_modules()
-    torch = ns["torch"]
-    from safetensors import safe_open
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     if os.path.exists(args.out):
         sys.exit(f"{args.out} exists: give a new path (the input is never overwritten)")
-    with safe_open(args.file, "pt") as f:
-        meta = dict(f.metadata())
-        if meta.get("format") != FORMAT:
-            sys.exit(f"{args.file}: format {meta.get('format')!r}, expected {FORMAT!r}")
-        st = {k: f.get_tensor(k) for k in f.keys()}
-    cfg = json.loads(meta["config"])
+    ns, torch, meta, st, cfg = read_trajectory(args.file)
     # the unperturbed float64 replay must reproduce the file's: otherwise this torch computes
     # another trajectory and its spread says nothing about the file's
     l64, _, _ = run_steps(ns, st, cfg, torch.float64)

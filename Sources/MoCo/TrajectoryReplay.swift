@@ -100,7 +100,7 @@ public enum TrajectoryReplay {
         try f.expect("im_k", dtype: .f32, shape: [S, B, r.channels, r.height, r.width])
         try f.expect("perm", dtype: .i64, shape: [S, B])
         for name in ["lr", "loss", "acc1", "loss_f64", "acc1_f64"] { try f.expect(name, dtype: .f32, shape: [S]) }
-        let hasEnvelope = f.names.contains("loss_envelope")
+        let hasEnvelope = f.has("loss_envelope")
         var lossEnv: [Float] = [], accEnv: [Float] = [], finalEnvelope: Double? = nil
         if hasEnvelope {
             for name in ["loss_envelope", "acc1_envelope"] { try f.expect(name, dtype: .f32, shape: [S]) }
