@@ -11,8 +11,8 @@ public struct MoCoConfig: Codable, Equatable, Sendable {
     // Encoders
     public var architecture: Architecture = .resnet20
     public var head: HeadKind = .mlp
-    /// The convolutions' initial weights (`--init`).
-    public var initialization: InitScheme = .torchvision
+    /// The convolutions' initial weights (`--init`; `InitScheme.default`).
+    public var initialization: InitScheme = .default
     /// Dimension of the projection (the keys and queries).
     public var dim = 128
     /// Hidden width of the `mlp-bn` projector and MoCo v3's predictor (nil: 4 x the backbone's
@@ -56,6 +56,8 @@ extension MoCoConfig {
     /// configurations written before a field existed still read (with the behaviour of then).
     public init(from decoder: Decoder) throws {
         self.init()
+        // Before the scheme was recorded every run started from torchvision's.
+        initialization = .unrecorded
         let c = try decoder.container(keyedBy: CodingKeys.self)
         func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
             if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }

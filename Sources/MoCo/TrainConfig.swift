@@ -194,6 +194,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         cmp("loss", moco.loss.rawValue, other.moco.loss.rawValue)
         cmp("mlp-dim", moco.mlpDim.map(String.init) ?? "default", other.moco.mlpDim.map(String.init) ?? "default")
         cmp("optimizer", moco.optimizer.rawValue, other.moco.optimizer.rawValue)
+        // Only the first step reads it, but the configuration saved with every later checkpoint
+        // must say how the run started.
+        cmp("init", moco.initialization.rawValue, other.moco.initialization.rawValue)
         return m
     }
 
@@ -241,6 +244,7 @@ private struct FlatTrainConfig: Decodable {
         c.data = data; c.dataDir = dataDir; c.trainSubset = trainSubset; c.augment = augment
         c.knnEvery = knnEvery; c.knnK = knnK; c.knnT = knnT; c.logEvery = logEvery; c.saveEvery = saveEvery
         c.checkConsistency = checkConsistency; c.out = out
+        c.moco.initialization = .unrecorded
         return c
     }
 }

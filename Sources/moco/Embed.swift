@@ -60,7 +60,7 @@ struct Init: ParsableCommand {
 
     @Option(help: "Encoder.") var arch: Architecture = .resnet20
     @Option(help: "Projection head.") var head: HeadKind = .mlp
-    @Option(help: "Initial convolution weights (as moco train --init).") var `init`: InitScheme = .torchvision
+    @Option(help: "Initial convolution weights (as moco train --init).") var `init`: InitScheme = .default
     @Option(help: "Input channels (1 for Fashion-MNIST, 3 for CIFAR).") var inChannels = 1
     @Option(help: "Projection dimension.") var dim = 128
     @Option(help: "Random seed.") var seed: UInt64 = 0

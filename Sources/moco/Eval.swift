@@ -18,7 +18,7 @@ struct EvalOptions: ParsableArguments {
     @Flag(help: "Baseline: raw normalised pixels as features.") var rawPixels = false
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
-    @Option(help: "Initial convolution weights of --random-init (as moco train --init).") var `init`: InitScheme = .torchvision
+    @Option(help: "Initial convolution weights of --random-init (as moco train --init).") var `init`: InitScheme = .default
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
 
     /// The engine settings of an evaluation (threads; the configured or build-default convolution).

@@ -111,7 +111,9 @@ final class BlockAndEncoderTests: XCTestCase {
     func testEncoderGradient() {
         var rng = Xoshiro(seed: 33)
         let e = Encoder(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 8)
-        e.initialize(seed: 1)
+        // The step h and tolerance were set at torchvision's weight scale (a float32 forward; at
+        // the 2.4x smaller 3x3 weights of `.pytorch` h = 1e-3 crosses ReLU kinks in conv1).
+        e.initialize(seed: 1, scheme: .torchvision)
         e.plan(batch: 4, height: 8, width: 8, backward: true)
         let x = randomBuffer(4 * 64, &rng), r = randomBuffer(4 * 8, &rng)
         e.forward(x.ptr, training: true)

@@ -272,6 +272,8 @@ final class MechanismTests: XCTestCase {
     func testEndToEndGradientThroughKeysMatchesFiniteDifferences() throws {
         var c = MoCoConfig()
         c.mechanism = .endToEnd; c.dim = 16; c.bnSplits = 2; c.temperature = 0.5; c.weightDecay = 0
+        // ε was set at torchvision's weight scale (float32 losses; see testEncoderGradient).
+        c.initialization = .torchvision
         let m = EndToEndMethod(config: c, inChannels: 1, engine: EngineConfig(threads: 1, conv: .im2col), seed: 3,
                                comm: SingleProcessCommunicator())
         let n = 8

@@ -81,6 +81,32 @@ final class TrainConfigTests: XCTestCase {
         // Without `conv` (runs before it existed): the default algorithm.
         let noConv = Self.flatJSON.replacingOccurrences(of: #""conv" : "im2col","#, with: "")
         XCTAssertEqual(try TrainConfig.from(json: noConv).engine.conv, EngineConfig().conv)
+        // Runs of then started from torchvision's initialisation, whatever today's default.
+        XCTAssertEqual(c.moco.initialization, .torchvision)
+    }
+
+    /// `--init`: every preset starts from `InitScheme.default` (PyTorch's `nn.Conv2d` init, chosen
+    /// in docs/results.md); a nested configuration that does not record a scheme (written before
+    /// `moco.initialization` existed) reads as torchvision's, which every run then used; and a
+    /// checkpoint resumes only under the scheme it started from, so that the configuration saved
+    /// with the continuation still says how the run began.
+    func testInitialisationDefaultUnrecordedAndResume() throws {
+        XCTAssertEqual(InitScheme.default, .pytorch)
+        for p in TrainConfig.Preset.allCases {
+            XCTAssertEqual(TrainConfig.preset(p).moco.initialization, .pytorch, p.rawValue)
+        }
+        var c = TrainConfig.preset(.mocoV2)
+        XCTAssertTrue(c.jsonString().contains(#""initialization" : "pytorch""#), "the scheme is written")
+        c.moco.initialization = .torchvision
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).moco.initialization, .torchvision)
+        let unrecorded = c.jsonString(pretty: false).replacingOccurrences(of: #""initialization":"torchvision","#, with: "")
+        XCTAssertFalse(unrecorded.contains("initialization"))
+        let old = try TrainConfig.from(json: unrecorded)
+        XCTAssertEqual(old.moco.initialization, .torchvision)
+        XCTAssertEqual(old, c)
+        let now = TrainConfig.preset(.mocoV2)
+        XCTAssertEqual(now.resumeMismatches(c), ["init: checkpoint torchvision, now pytorch"])
+        XCTAssertEqual(c.resumeMismatches(c), [])
     }
 
     func testRoundTripAndPresets() throws {
