@@ -31,7 +31,7 @@ if any(k.startswith("encoder_q.") for k in sd):
     sd = {k[len("encoder_q."):]: v for k, v in sd.items() if k.startswith("encoder_q.")}
 model.load_state_dict(sd, strict=True)
 model.eval()
-c, hw = (1, 28) if a.arch == "resnet20" else (3, 32)
+c, hw = (1, 28) if a.arch.startswith("resnet20") else (3, 32)
 torch.manual_seed(0)
 x = torch.randn(a.n, c, hw, hw)
 feats = {}

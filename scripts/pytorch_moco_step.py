@@ -178,6 +178,9 @@ def build_modules():
             return SplitBatchNorm(c, num_splits=bn_splits, contiguous=contiguous)
         if arch == "resnet20":
             return ResNet(1, (16, 32, 64), (3, 3, 3), dim, norm, init)
+        if arch in ("resnet20-x2", "resnet20-x4"):  # ResNet-20 with widths x2 / x4 (swift-moco --arch)
+            k = int(arch[-1])
+            return ResNet(1, (16 * k, 32 * k, 64 * k), (3, 3, 3), dim, norm, init)
         if arch == "resnet18":
             return ResNet(3, (64, 128, 256, 512), (2, 2, 2, 2), dim, norm, init)
         raise ValueError(f"unknown arch {arch}")

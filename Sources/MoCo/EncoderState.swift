@@ -15,10 +15,14 @@ public enum EncoderState {
 
     /// Loads the state under `prefix`, validating names, dtypes and shapes first: nothing is
     /// changed unless the whole state matches. Missing and unexpected names are listed.
-    /// - Parameter backboneOnly: accept a file without (or with another) head; the head keeps
-    ///   its current values (used to evaluate a backbone).
-    public static func load(_ e: Encoder, from f: SafeTensorsFile, prefix: String = "", backboneOnly: Bool = false) throws {
-        let expected = try validate(e, in: f, prefix: prefix, backboneOnly: backboneOnly)
+    /// - Parameters:
+    ///   - backboneOnly: accept a file without (or with another) head; the head keeps its
+    ///     current values (used to evaluate a backbone).
+    ///   - skippingPredictor: accept and skip MoCo v3's `predictor.*` tensors when `e` has no
+    ///     predictor (evaluating a v3 query encoder's projection).
+    public static func load(_ e: Encoder, from f: SafeTensorsFile, prefix: String = "", backboneOnly: Bool = false,
+                            skippingPredictor: Bool = false) throws {
+        let expected = try validate(e, in: f, prefix: prefix, backboneOnly: backboneOnly, skippingPredictor: skippingPredictor)
         for t in e.floatState where expected[t.name] != nil {
             try f.floats(prefix + t.name, into: t.pointer, count: t.shape.reduce(1, *))
         }
@@ -30,16 +34,17 @@ public enum EncoderState {
     /// Checks names, dtypes and shapes of the state under `prefix` without loading it.
     /// -> the float tensors to load, by name
     @discardableResult
-    public static func validate(_ e: Encoder, in f: SafeTensorsFile, prefix: String = "", backboneOnly: Bool = false) throws
-        -> [String: [Int]] {
+    public static func validate(_ e: Encoder, in f: SafeTensorsFile, prefix: String = "", backboneOnly: Bool = false,
+                                skippingPredictor: Bool = false) throws -> [String: [Int]] {
         let isHead = { (n: String) in n == "fc.weight" || n == "fc.bias" || n.hasPrefix("fc.") || n.hasPrefix("predictor.") }
+        let skipped = { (n: String) in (backboneOnly && isHead(n)) || (skippingPredictor && e.predictor == nil && n.hasPrefix("predictor.")) }
         var expected: [String: [Int]] = [:]
         for t in e.floatState where !(backboneOnly && isHead(t.name)) { expected[t.name] = t.shape }
         let counterNames = Set(e.counterNames)
         let present = Set(f.names(withPrefix: prefix))
         let wanted = Set(expected.keys).union(counterNames)
         let missing = wanted.subtracting(present).sorted()
-        let unexpected = present.subtracting(wanted).filter { !(backboneOnly && isHead($0)) }.sorted()
+        let unexpected = present.subtracting(wanted).filter { !skipped($0) }.sorted()
         if !missing.isEmpty || !unexpected.isEmpty {
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing \(missing.count) tensor(s): \(list(missing, prefix))") }

@@ -2,25 +2,29 @@ import MoCoTensor
 import MoCoLayers
 import MoCoData
 
-/// Backbone features of un-augmented images with an encoder in evaluation mode (BatchNorm on
-/// running statistics), L2-normalised — the representation kNN and linear evaluation use.
-/// A separate evaluation encoder keeps the training buffers untouched.
+/// Features of un-augmented images with an encoder in evaluation mode (BatchNorm on running
+/// statistics), L2-normalised — the representation kNN and linear evaluation use: the pooled
+/// backbone by default, or another `FeatureLayer`. A separate evaluation encoder keeps the
+/// training buffers untouched.
 public final class FeatureExtractor {
     public let encoder: Encoder
     public let batch: Int
+    public let layer: FeatureLayer
+    /// Width of `layer`.
+    public let featureDim: Int
     private let images: FloatBuffer
 
     /// - Parameter hidden: the `mlp-bn` head's hidden width (`MoCoConfig.mlpDim`).
     public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256,
-                engine: EngineConfig = EngineConfig(), hidden: Int? = nil) {
+                engine: EngineConfig = EngineConfig(), hidden: Int? = nil, layer: FeatureLayer = .backbone) throws {
+        featureDim = try layer.width(head: head, featureDim: architecture.featureDim, dim: dim)
         encoder = Encoder(architecture: architecture, head: head, inChannels: inChannels, dim: dim, trainable: false,
                           engine: engine, hidden: hidden)
         encoder.plan(batch: batch, height: height, width: width, backward: false)
         self.batch = batch
+        self.layer = layer
         images = FloatBuffer(count: batch * inChannels * height * width)
     }
-
-    public var featureDim: Int { encoder.featureDim }
 
     /// features: [indices.count, d], row i for dataset image indices[i]; L2-normalised if asked.
     public func features(_ ds: Dataset, indices: [Int], normalize: Bool = true) -> FloatBuffer {
@@ -31,8 +35,13 @@ public final class FeatureExtractor {
             let nb = min(batch, indices.count - start)
             for j in 0..<nb { normalizedImage(ds, index: indices[start + j], out: images.ptr + j * size) }
             // A partial last batch runs with stale images behind it: eval-mode BN is per sample.
-            encoder.forward(images.ptr, training: false, withHead: false)
-            (out.ptr + start * d).update(from: encoder.features, count: nb * d)
+            encoder.forward(images.ptr, training: false, withHead: layer.needsHead)
+            let source = switch layer {
+            case .backbone: encoder.features
+            case .hidden: encoder.headHidden!
+            case .projection: encoder.projection
+            }
+            (out.ptr + start * d).update(from: source, count: nb * d)
             start += nb
         }
         if normalize { l2NormalizeRows(out.ptr, rows: indices.count, dim: d) }

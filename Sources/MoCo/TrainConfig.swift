@@ -50,6 +50,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// configurations written before them still read.
     public var knnBank: Int? = nil
     public var knnTest: Int? = nil
+    /// The activation the kNN monitor reads (nil: `.backbone`, as every run before the field).
+    public var knnFeatures: FeatureLayer? = nil
     public var logEvery = 10
     public var saveEvery = 1
     public var checkConsistency = 0
@@ -160,6 +162,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(warmupEpochs >= 0, "--warmup-epochs must be non-negative")
         try need(knnEvery >= 0 && knnK > 0 && knnT > 0, "--knn-every must be >= 0, --knn-k and --knn-t positive")
         try need((knnBank ?? 1) > 0 && (knnTest ?? 1) > 0, "--knn-bank and --knn-test must be positive")
+        _ = try (knnFeatures ?? .backbone).width(head: m.head, featureDim: m.architecture.featureDim, dim: m.dim)
         try need(logEvery > 0, "--log-every must be positive")
         try need(saveEvery >= 0, "--save-every must be >= 0")
         try need(trainSubset >= 0, "--train-subset must be >= 0")
@@ -172,8 +175,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         }
         try need(checkConsistency >= 0, "--check-consistency must be >= 0")
         try need(engine.threads >= 1, "--threads must be positive (got \(engine.threads))")
-        try need(augment.cropScaleMin > 0 && augment.cropScaleMin <= augment.cropScaleMax && augment.cropScaleMax <= 1,
-                 "crop scale must satisfy 0 < min <= max <= 1")
+        if let problem = augment.problem() { throw ConfigError(problem) }
     }
 
     /// The settings that must match for a checkpoint to be resumed.

@@ -26,7 +26,11 @@ public enum WeightsFile {
         }
         let conv1 = try f.shape(prefix + "conv1.weight")
         guard conv1.count == 4 else { throw SafeTensorsError(path: path, message: "tensor '\(prefix)conv1.weight': expected 4 dimensions, got \(conv1)") }
-        let arch = architecture ?? config?.moco.architecture ?? (conv1[0] == 16 ? .resnet20 : .resnet18)
+        guard let arch = architecture ?? config?.moco.architecture
+                ?? Architecture.infer(stemWidth: conv1[0], hasLayer4: f.has(prefix + "layer4.0.conv1.weight")) else {
+            throw SafeTensorsError(path: path, message: "tensor '\(prefix)conv1.weight' has \(conv1[0]) output channels: no encoder "
+                + "has that stem (\(Architecture.allCases.map { "\($0.rawValue) \($0.stemWidth)" }.joined(separator: ", ")))")
+        }
         let hd = head ?? config?.moco.head ?? (f.has(prefix + "fc.0.weight") ? .mlp : .linear)
         // The head's output size comes from its weight when the file has one (its bytes bound it);
         // a configuration's `dim` alone is range-checked, since it would size an allocation.
@@ -37,8 +41,14 @@ public enum WeightsFile {
         } else if !(1...maxHeadDim).contains(dim) {
             throw SafeTensorsError(path: path, message: "checkpoint configuration: dim \(dim) is outside 1...\(maxHeadDim)")
         }
-        let e = Encoder(architecture: arch, head: hd, inChannels: conv1[1], dim: dim, trainable: false, engine: engine)
-        try EncoderState.load(e, from: f, prefix: prefix, backboneOnly: backboneOnly)
+        // The mlp-bn projector's hidden width, from its first weight [hidden, d] as `dim` above.
+        var hidden: Int? = nil
+        if hd == .mlpBN, f.has(prefix + "fc.0.weight"), let s = try? f.shape(prefix + "fc.0.weight"), s.count == 2 {
+            hidden = s[0]
+        }
+        let e = Encoder(architecture: arch, head: hd, inChannels: conv1[1], dim: dim, trainable: false, engine: engine,
+                        hidden: hidden)
+        try EncoderState.load(e, from: f, prefix: prefix, backboneOnly: backboneOnly, skippingPredictor: true)
         return Loaded(encoder: e, prefix: prefix, config: config)
     }
 }

@@ -78,6 +78,37 @@ public struct AugmentConfig: Codable, Sendable, Equatable {
     public static let identity = AugmentConfig(cropScaleMin: 1, cropScaleMax: 1, ratioMin: 1, ratioMax: 1,
                                                flipProb: 0, jitterProb: 0, grayscaleProb: 0, blurProb: 0)
 
+    /// SimCLR's colour-distortion strength s (Chen et al. 2020, "A Simple Framework for
+    /// Contrastive Learning of Visual Representations", App. A): ColorJitter(0.8 s, 0.8 s, 0.8 s,
+    /// 0.2 s). MoCo v2's (0.4, 0.4, 0.4, 0.1) is s = 0.5.
+    public mutating func setJitterStrength(_ s: Float) {
+        brightness = 0.8 * s; contrast = 0.8 * s; saturation = 0.8 * s; hue = 0.2 * s
+    }
+
+    /// Every value in its range, or a message naming the first that is not (the `moco train`
+    /// flag where there is one).
+    public func problem() -> String? {
+        func bad(_ x: Float) -> Bool { !x.isFinite }
+        if bad(cropScaleMin) || bad(cropScaleMax) || !(cropScaleMin > 0 && cropScaleMin <= cropScaleMax && cropScaleMax <= 1) {
+            return "crop scale must satisfy 0 < --crop-min-scale <= --crop-max-scale <= 1 (got \(cropScaleMin), \(cropScaleMax))"
+        }
+        if bad(ratioMin) || bad(ratioMax) || !(ratioMin > 0 && ratioMin <= ratioMax) {
+            return "crop aspect ratio must satisfy 0 < --crop-ratio-min <= --crop-ratio-max (got \(ratioMin), \(ratioMax))"
+        }
+        for (name, p) in [("--flip-prob", flipProb), ("--jitter-prob", jitterProb), ("--blur-prob", blurProb),
+                          ("grayscale probability", grayscaleProb)] where !(p >= 0 && p <= 1) {
+            return "\(name) must be in [0, 1] (got \(p))"
+        }
+        for (name, x) in [("brightness", brightness), ("contrast", contrast), ("saturation", saturation)] where !(x >= 0 && x.isFinite) {
+            return "colour jitter \(name) must be >= 0 (got \(x); --jitter-strength sets 0.8 x strength)"
+        }
+        if !(hue >= 0 && hue <= 0.5) { return "colour jitter hue must be in [0, 0.5] (got \(hue); --jitter-strength sets 0.2 x strength)" }
+        if bad(blurSigmaMin) || bad(blurSigmaMax) || !(blurSigmaMin > 0 && blurSigmaMin <= blurSigmaMax) {
+            return "blur sigma must satisfy 0 < min <= --blur-sigma-max (got \(blurSigmaMin), \(blurSigmaMax))"
+        }
+        return nil
+    }
+
     /// Odd Gaussian kernel size for an image side: round-down of 10% of it, plus one if even
     /// (224 -> 23, 32 -> 3, 28 -> 3), at least 3.
     public static func blurKernelSize(forImageSide side: Int) -> Int {

@@ -35,6 +35,8 @@ public final class BNMLP {
     }
 
     public var outFeatures: Int { linears.last!.outFeatures }
+    /// Width of the hidden layers (the output width when there are none).
+    public var hidden: Int { linears[0].outFeatures }
     /// Offset of the first parameter (the first linear layer's weight).
     public var firstOffset: Int { linears[0].weightOffset }
 

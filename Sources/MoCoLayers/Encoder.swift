@@ -195,6 +195,9 @@ public final class Encoder {
 
     /// Pooled backbone features [N, d] of the last forward.
     public var features: UnsafeMutablePointer<Float> { pool.y.ptr }
+    /// The `mlp` head's hidden activation ReLU(fc.0(features)) [N, d] of the last forward with
+    /// the head (nil for the other heads).
+    public var headHidden: UnsafeMutablePointer<Float>? { fc0 == nil ? nil : headReLU.y.ptr }
     /// Head output [N, dim] of the last forward (not normalised): the predictor's when there is one.
     public var projection: UnsafeMutablePointer<Float> {
         predictor?.y ?? projector?.y ?? (fc ?? fc2!).y.ptr

@@ -7,6 +7,7 @@ import MoCoOptim
 // The library's choices as swift-argument-parser values: each flag lists its values in
 // `--help`, and a misspelt value is rejected with the list.
 extension Architecture: ExpressibleByArgument {}
+extension FeatureLayer: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
 extension ConvAlgorithm: ExpressibleByArgument {}
 extension InitScheme: ExpressibleByArgument {}

@@ -19,6 +19,7 @@ struct EvalOptions: ParsableArguments {
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
     @Option(help: "Initial convolution weights of --random-init (as moco train --init).") var `init`: InitScheme = .default
+    @Option(help: "Features: backbone (pooled, default), hidden (the mlp head's hidden layer) or projection (the head's output); the last two need the head's weights.") var features: FeatureLayer = .backbone
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
 
     /// The engine settings of an evaluation (threads; the configured or build-default convolution).
@@ -32,7 +33,7 @@ struct EvalOptions: ParsableArguments {
             let modes = [weights != nil, rawPixels, randomInit].filter { $0 }.count
             guard modes == 1 else { throw ValidationError("give exactly one of --weights, --raw-pixels, --random-init") }
             guard let weights else { return (nil, nil) }
-            let l = try WeightsFile.load(weights, architecture: arch, head: nil, backboneOnly: true, engine: engine)
+            let l = try WeightsFile.load(weights, architecture: arch, head: nil, backboneOnly: !features.needsHead, engine: engine)
             return (l.config, l.encoder)
         }
         let k = data ?? cfg?.data ?? .fashionMNIST
@@ -56,6 +57,7 @@ struct EvalOptions: ParsableArguments {
                 encoder = e
             }
             if rawPixels {
+                guard features == .backbone else { throw ValidationError("--features applies to an encoder, not --raw-pixels") }
                 // Raw-pixel features are always L2-normalised (the kNN baseline's definition).
                 return (train, test, train.imageSize, "raw pixels", { ds, idx, _ in pixelFeatures(ds, indices: idx) })
             }
@@ -63,11 +65,14 @@ struct EvalOptions: ParsableArguments {
             guard e.inChannels == train.channels else {
                 throw ValidationError("the encoder takes \(e.inChannels) channel(s), \(k.rawValue) images have \(train.channels)")
             }
-            let fx = FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
-                                      height: train.height, width: train.width, engine: engine)
+            let fx = try FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
+                                          height: train.height, width: train.width, engine: engine, hidden: e.projector?.hidden,
+                                          layer: features)
             fx.encoder.copyState(from: e)
-            let label = randomInit ? "random \(e.architecture.rawValue) (\(`init`.rawValue) init, seed \(seed))" : "\(e.architecture.rawValue) from \(weights!)"
-            return (train, test, e.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
+            let layer = features == .backbone ? "" : " \(features.rawValue)"
+            let label = randomInit ? "random \(e.architecture.rawValue)\(layer) (\(`init`.rawValue) init, seed \(seed))"
+                                   : "\(e.architecture.rawValue)\(layer) from \(weights!)"
+            return (train, test, fx.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
         }
     }
 }

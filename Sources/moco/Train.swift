@@ -45,6 +45,11 @@ struct Train: ParsableCommand {
     @Option(help: "--data folder: 1 (colour made grey by BT.601 luma) or 3 (grey repeated); default: 1 if every image is grey, else 3.") var channels: Int?
     @Option(help: "--data folder: directory for the decoded cache (default: the data folder, D/.moco-cache-*).") var cacheDir: String?
     @Option(help: "RandomResizedCrop minimum area fraction.") var cropMinScale: Float?
+    @Option(help: "RandomResizedCrop maximum area fraction.") var cropMaxScale: Float?
+    @Option(help: "RandomResizedCrop smallest aspect ratio w/h (log-uniform; default 3/4).") var cropRatioMin: Float?
+    @Option(help: "RandomResizedCrop largest aspect ratio w/h (default 4/3).") var cropRatioMax: Float?
+    @Option(help: "Probability of the horizontal flip.") var flipProb: Float?
+    @Option(help: "Colour jitter strength s (SimCLR): brightness, contrast and saturation 0.8·s, hue 0.2·s; MoCo v2's 0.4/0.4/0.4/0.1 is s = 0.5.") var jitterStrength: Float?
     @Option(help: "Probability of Gaussian blur.") var blurProb: Float?
     @Option(help: "Maximum blur sigma.") var blurSigmaMax: Float?
     @Option(help: "Blur support: auto (10% of the side, torchvision GaussianBlur), full (3 sigma, edges replicated, as Pillow's blur in MoCo's loader) or an odd size.") var blurKernel: BlurKernel?
@@ -55,6 +60,7 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint every E epochs (and at the end).") var saveEvery: Int?
     @Option(help: "kNN monitor every E epochs (0 = never).") var knnEvery: Int?
     @Flag(help: "Also run the kNN monitor before the first step (epoch 0: the randomly initialised encoder, the baseline).") var knnAtStart = false
+    @Option(help: "kNN monitor features: backbone (pooled, default), hidden (the mlp head's hidden layer) or projection (the head's output).") var knnFeatures: FeatureLayer?
     @Option(help: "kNN neighbours.") var knnK: Int?
     @Option(help: "kNN temperature.") var knnT: Float?
     @Option(help: "kNN monitor: the first N training images as the bank (default all).") var knnBank: Int?
@@ -120,6 +126,11 @@ struct Train: ParsableCommand {
         if let channels { c.channels = channels }
         if let cacheDir { c.cacheDir = cacheDir }
         if let cropMinScale { c.augment.cropScaleMin = cropMinScale }
+        if let cropMaxScale { c.augment.cropScaleMax = cropMaxScale }
+        if let cropRatioMin { c.augment.ratioMin = cropRatioMin }
+        if let cropRatioMax { c.augment.ratioMax = cropRatioMax }
+        if let flipProb { c.augment.flipProb = flipProb }
+        if let jitterStrength { c.augment.setJitterStrength(jitterStrength) }
         if let blurProb { c.augment.blurProb = blurProb }
         if let blurSigmaMax { c.augment.blurSigmaMax = blurSigmaMax }
         if let blurKernel { c.augment.blurKernel = blurKernel }
@@ -130,6 +141,7 @@ struct Train: ParsableCommand {
         if let saveEvery { c.saveEvery = saveEvery }
         if let knnEvery { c.knnEvery = knnEvery }
         if knnAtStart { c.knnAtStart = true }
+        if let knnFeatures { c.knnFeatures = knnFeatures }
         if let knnK { c.knnK = knnK }
         if let knnT { c.knnT = knnT }
         if let knnBank { c.knnBank = knnBank }

@@ -105,7 +105,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let help = r.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
         for values in ["(values: moco-v2, moco-v1, instdisc, moco-v3)", "(values: moco, memory-bank, end-to-end, moco-v3)", "(values: sgd, lars)", "(values: infonce, nce)",
-                       "(values: resnet20, resnet18)", "(values: linear, mlp, mlp-bn)",
+                       "(values: resnet20, resnet20-x2, resnet20-x4, resnet18)", "(values: linear, mlp, mlp-bn)",
+                       "(values: backbone, hidden, projection)",
                        "(values: fashion-mnist, mnist, cifar10, synthetic, folder)", "(values: im2col, winograd2, winograd4)",
                        "(values: cosine, step:E1,E2)"] {
             XCTAssertTrue(help.contains(values), "\(values) in:\n\(r.stdout)")
@@ -328,5 +329,33 @@ final class CLITests: XCTestCase {
         let bad = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--knn-test", "0"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--knn-test must be positive"), bad.stderr)
+    }
+
+    /// `--knn-features` / `--features`: the monitor of a run that reads the head's output and
+    /// `moco knn --features projection` on its checkpoint agree to the digit (same bank, test set
+    /// and encoder); the hidden layer evaluates too; raw pixels have no layers.
+    func testKnnFeatureLayers() throws {
+        let out = tmp.appendingPathComponent("layers").path
+        let r = try moco(["train", "--data", "synthetic", "--epochs", "1", "--train-subset", "256", "--batch-size", "32",
+                          "--queue-size", "128", "--knn-features", "projection", "--log-every", "100", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
+        let monitor = try XCTUnwrap(metrics.split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .last { $0["type"] as? String == "knn" }?["knn_top1"] as? Double)
+        func knn(_ layer: String) throws -> [String: Any] {
+            let k = try moco(["knn", "--weights", out + "/checkpoint_0001.safetensors", "--features", layer, "--knn-bank", "256", "--json"])
+            XCTAssertEqual(k.status, 0, k.stderr)
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(k.stdout.utf8)) as? [String: Any])
+        }
+        let projection = try knn("projection")
+        XCTAssertEqual(projection["knn_top1"] as? Double ?? -1, monitor, accuracy: 1e-9)
+        XCTAssertTrue((projection["features"] as? String ?? "").contains("resnet20 projection from"), "\(projection)")
+        let hidden = try knn("hidden")
+        XCTAssertTrue((0...100).contains(hidden["knn_top1"] as? Double ?? -1), "\(hidden)")
+        XCTAssertTrue((hidden["features"] as? String ?? "").contains("resnet20 hidden from"), "\(hidden)")
+        let bad = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--features", "projection"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--features applies to an encoder"), bad.stderr)
     }
 }

@@ -143,6 +143,56 @@ final class AugmentTests: XCTestCase {
         XCTAssertEqual(AugmentConfig.mocoV2.blurProb, 0.5)
     }
 
+    /// `--crop-ratio-min/max`: with the range (1, 1) every crop is square (up to the rounding of
+    /// its sides); with (0.5, 2) they spread to both ends.
+    func testCropRatioRange() {
+        var rng = Xoshiro(seed: 4)
+        let square = AugmentConfig(ratioMin: 1, ratioMax: 1)
+        var wide = AugmentConfig.mocoV2
+        wide.ratioMin = 0.5; wide.ratioMax = 2
+        var lo: Float = 10, hi: Float = 0
+        for _ in 0..<2000 {
+            let b = sampleCropBox(height: 28, width: 28, config: square, rng: &rng)
+            XCTAssertLessThanOrEqual(abs(b.width - b.height), 1, "\(b)")
+            let w = sampleCropBox(height: 28, width: 28, config: wide, rng: &rng)
+            let r = Float(w.width) / Float(w.height)
+            lo = min(lo, r); hi = max(hi, r)
+        }
+        XCTAssertLessThan(lo, 0.6)
+        XCTAssertGreaterThan(hi, 1.7)
+    }
+
+    /// `--jitter-strength s` is SimCLR's colour strength: (0.8 s, 0.8 s, 0.8 s, 0.2 s); s = 0.5 is
+    /// MoCo v2's jitter.
+    func testJitterStrength() {
+        var c = AugmentConfig.mocoV2
+        c.setJitterStrength(0.5)
+        XCTAssertEqual(c, .mocoV2)
+        c.setJitterStrength(1)
+        XCTAssertEqual([c.brightness, c.contrast, c.saturation, c.hue], [0.8, 0.8, 0.8, 0.2])
+    }
+
+    /// Every out-of-range value is named (the flag where there is one); the presets pass.
+    func testProblemsAreNamed() {
+        for preset in [AugmentConfig.mocoV2, .mocoV1, .identity] { XCTAssertNil(preset.problem()) }
+        func problem(_ edit: (inout AugmentConfig) -> Void) -> String {
+            var c = AugmentConfig.mocoV2
+            edit(&c)
+            return c.problem() ?? "no problem"
+        }
+        XCTAssertTrue(problem { $0.cropScaleMax = 0.1 }.contains("--crop-max-scale"))
+        XCTAssertTrue(problem { $0.cropScaleMin = 0 }.contains("--crop-min-scale"))
+        XCTAssertTrue(problem { $0.cropScaleMax = .nan }.contains("crop scale"))
+        XCTAssertTrue(problem { $0.ratioMin = 2; $0.ratioMax = 1 }.contains("--crop-ratio-min"))
+        XCTAssertTrue(problem { $0.ratioMin = 0 }.contains("aspect ratio"))
+        XCTAssertTrue(problem { $0.flipProb = 1.5 }.contains("--flip-prob must be in [0, 1] (got 1.5)"))
+        XCTAssertTrue(problem { $0.jitterProb = -0.1 }.contains("--jitter-prob"))
+        XCTAssertTrue(problem { $0.blurProb = .nan }.contains("--blur-prob"))
+        XCTAssertTrue(problem { $0.setJitterStrength(-1) }.contains("brightness must be >= 0"))
+        XCTAssertTrue(problem { $0.setJitterStrength(3) }.contains("hue must be in [0, 0.5]"))
+        XCTAssertTrue(problem { $0.blurSigmaMax = 0.05 }.contains("--blur-sigma-max"))
+    }
+
     func testConfigCodableRoundTrip() throws {
         let data = try JSONEncoder().encode(AugmentConfig.mocoV2)
         XCTAssertEqual(try JSONDecoder().decode(AugmentConfig.self, from: data), .mocoV2)

@@ -107,6 +107,29 @@ final class BlockAndEncoderTests: XCTestCase {
                        11_176_512 - 64 * 3 * 49 + 64 * 3 * 9)
     }
 
+    /// The widened ResNet-20s: torchvision names, widths, and the parameter counts of
+    /// scripts/pytorch_moco_step.py's `make_encoder("resnet20-x2" / "resnet20-x4")` (counted by
+    /// PyTorch: backbone 1,082,720 and 4,324,032; MLP head 33,024 and 98,688).
+    func testWideResNet20() {
+        for (arch, k, backbone, head) in [(Architecture.resnet20x2, 2, 1_082_720, 33_024), (.resnet20x4, 4, 4_324_032, 98_688)] {
+            let e = Encoder(architecture: arch, head: .mlp, inChannels: 1, trainable: false)
+            XCTAssertEqual(e.featureDim, 64 * k)
+            XCTAssertEqual(e.params.entry("conv1.weight")?.shape, [16 * k, 1, 3, 3])
+            XCTAssertEqual(e.params.entry("layer3.2.conv2.weight")?.shape, [64 * k, 64 * k, 3, 3])
+            XCTAssertEqual(e.params.entry("fc.2.weight")?.shape, [128, 64 * k])
+            XCTAssertNil(e.params.entry("layer4.0.conv1.weight"))
+            XCTAssertEqual(e.params.entries.filter { !$0.name.hasPrefix("fc") }.reduce(0) { $0 + $1.count }, backbone)
+            XCTAssertEqual(e.params.entries.filter { $0.name.hasPrefix("fc") }.reduce(0) { $0 + $1.count }, head)
+        }
+        // A bare weights file names its architecture by its stem's width and a fourth stage.
+        XCTAssertEqual(Architecture.infer(stemWidth: 16, hasLayer4: false), .resnet20)
+        XCTAssertEqual(Architecture.infer(stemWidth: 32, hasLayer4: false), .resnet20x2)
+        XCTAssertEqual(Architecture.infer(stemWidth: 64, hasLayer4: false), .resnet20x4)
+        XCTAssertEqual(Architecture.infer(stemWidth: 64, hasLayer4: true), .resnet18)
+        XCTAssertNil(Architecture.infer(stemWidth: 24, hasLayer4: false))
+        XCTAssertNil(Architecture.infer(stemWidth: 16, hasLayer4: true))
+    }
+
     /// Gradients of a whole (small) encoder against finite differences, for a sample of tensors.
     func testEncoderGradient() {
         var rng = Xoshiro(seed: 33)

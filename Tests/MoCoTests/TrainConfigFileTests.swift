@@ -74,7 +74,7 @@ final class TrainConfigFileTests: XCTestCase {
             (#"{"seed": -1}"#, "seed: expected an integer in 0...18446744073709551615"),
             (#"{"schedule": {"step": {"milestones": [1, "x"]}}}"#, "schedule.step.milestones[1]: expected an integer"),
             (#"{"schedule": "cosine"}"#, "schedule: expected an object"),
-            (#"{"moco": {"architecture": "resnet50"}}"#, "moco.architecture: the string \"resnet50\" is not one of resnet20, resnet18"),
+            (#"{"moco": {"architecture": "resnet50"}}"#, "moco.architecture: the string \"resnet50\" is not one of resnet20, resnet20-x2, resnet20-x4, resnet18"),
             (#"{"engine": {"conv": 3}}"#, "engine.conv: expected a string, got the integer 3"),
             (#"{"dataDir": 7}"#, "dataDir: expected a string"),
         ]

@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import MoCoComm
 import SafeTensors
+import MoCoLayers
 @testable import MoCo
 
 /// `WeightsFile.load` on checkpoints whose configuration was edited: the head's output size is
@@ -52,6 +53,31 @@ final class WeightsFileTests: XCTestCase {
         try rewrite(huge, headless, drop: "encoder_q.fc.") { _ in }
         XCTAssertThrowsError(try WeightsFile.load(headless, architecture: nil, head: nil, backboneOnly: true)) { error in
             XCTAssertTrue("\(error)".contains("dim 1099511627776 is outside 1...65536"), "\(error)")
+        }
+    }
+
+    /// A bare encoder file names its architecture by its stem: the widened ResNet-20s load
+    /// without --arch, and a stem no architecture has is refused by name.
+    func testBareFileArchitectureFromItsStem() throws {
+        let dir = NSTemporaryDirectory() + "weightsfile-arch-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for arch in [Architecture.resnet20, .resnet20x2, .resnet20x4] {
+            let e = Encoder(architecture: arch, head: .mlp, inChannels: 1, trainable: false)
+            e.initialize(seed: 1)
+            var w = SafeTensorsWriter()
+            EncoderState.add(e, to: &w)
+            let path = dir + "/\(arch.rawValue).safetensors"
+            try w.write(to: path)
+            let l = try WeightsFile.load(path, architecture: nil, head: nil)
+            XCTAssertEqual(l.encoder.architecture, arch)
+            XCTAssertEqual(Array(l.encoder.params.values.array), Array(e.params.values.array))
+        }
+        var w = SafeTensorsWriter()
+        w.add("conv1.weight", shape: [24, 1, 3, 3], floats: [Float](repeating: 0, count: 24 * 9))
+        try w.write(to: dir + "/odd.safetensors")
+        XCTAssertThrowsError(try WeightsFile.load(dir + "/odd.safetensors", architecture: nil, head: nil)) { error in
+            XCTAssertTrue("\(error)".contains("has 24 output channels: no encoder has that stem"), "\(error)")
         }
     }
 }

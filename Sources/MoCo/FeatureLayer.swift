@@ -1,0 +1,33 @@
+import MoCoLayers
+
+/// Which activation of an encoder the kNN monitor, `moco knn` and `moco lincls` read.
+///
+/// MoCo's linear protocol reads the pooled backbone (He et al. 2020, sec. 4.1; Chen et al.
+/// 2020 for v2), as does this project by default; the MoCo CIFAR-10 demo's kNN monitor reads
+/// the head's output instead. Which one represents the classes best after a given recipe is a
+/// measured question (SimCLR, Chen et al. 2020, sec. 4.2 and Fig. 8: the layer before the
+/// projection is better for linear evaluation on ImageNet).
+public enum FeatureLayer: String, CaseIterable, Codable, Sendable {
+    /// Global-average-pooled backbone features [N, d] (64-d for ResNet-20).
+    case backbone
+    /// The `mlp` head's hidden layer ReLU(fc.0(features)) [N, d].
+    case hidden
+    /// The head's output [N, dim] (before L2 normalisation), as the contrastive loss sees it.
+    case projection
+
+    /// The width of this layer in `encoder`, or a message saying why it has none.
+    public func width(head: HeadKind, featureDim d: Int, dim: Int) throws -> Int {
+        switch self {
+        case .backbone: return d
+        case .projection: return dim
+        case .hidden:
+            guard head == .mlp else {
+                throw ConfigError("--knn-features/--features hidden reads the mlp head's hidden layer; the \(head.rawValue) head has none")
+            }
+            return d
+        }
+    }
+
+    /// Whether the layer needs the head's weights.
+    public var needsHead: Bool { self != .backbone }
+}
