@@ -61,7 +61,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Take the step's settings (head, loss, optimizer, mechanism, ...) from a training preset.") var preset: TrainConfig.Preset?
         @Option(help: "infonce or nce (moco, memory-bank).") var loss: ContrastLoss?
         @Option(help: "Memory bank rows (the dataset size).") var bankSize = 60_000
-        @Option(help: "resnet20 (1x28x28) or resnet18 (3x32x32).") var arch: Architecture = .resnet20
+        @Option(help: "resnet20 and its widened forms (1x28x28) or resnet18 (3x32x32).") var arch: Architecture = .resnet20
         @Option(help: "Global batch size.") var batchSize = 256
         @Option(help: "Queue size K.") var queueSize = 4096
         @Option(help: "Engine threads per rank.") var threads: Int?
