@@ -11,7 +11,8 @@ import MoCoTensor
 /// A 1x1 stride-1 convolution skips im2col: y[K, N*HW] = w[K, C] @ x[C, N*HW].
 /// A 3x3 stride-1 padding-1 convolution with at least `ConvAlgorithm.winogradMinChannels`
 /// input and output channels runs the forward and dX through Winograd's F(m×m, 3×3)
-/// (`WinogradVariant`) unless the layer's `engine.conv` is `.im2col`; dW stays im2col + GEMM.
+/// (`WinogradVariant`) unless the layer's `engine.conv` is `.im2col`, and its dW too unless
+/// `engine.weightGrad` is `.im2col` (dU = Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ x B), dW = Gᵀ dU G).
 ///
 /// Parallelism: the batch is cut into `engine.threads` contiguous sample ranges; each worker
 /// runs im2col and single-threaded sgemm on its own range and its own slice of the workspace.
@@ -44,6 +45,8 @@ public final class Conv2d {
     public private(set) var winograd: WinogradVariant?
     /// Samples per Winograd chunk of one worker.
     private var winogradChunk = 1
+    /// Whether backward computes dW in the Winograd domain (planned with `winograd`).
+    private var winogradWeightGrad = false
 
     public init(_ name: String, params: ParameterStore, workspace: Workspace,
                 inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -112,12 +115,17 @@ public final class Conv2d {
                 slice = v.workspaceFloats(inChannels: inChannels, outChannels: outChannels,
                                           height: h, width: w, samples: winogradChunk)
             }
+            winogradWeightGrad = backward && winograd != nil && engine.weightGrad == .winograd
+            if let v = winograd, winogradWeightGrad {
+                // The worker's dU [α², K, C] after its Winograd workspace.
+                slice += v.filterFloats(inChannels: inChannels, outChannels: outChannels)
+            }
             // Rows of the columns: im2col(x) and, for the adjoint convolution, im2col(dY).
             let adjointCols = needDX && transposedBackward && winograd == nil
             let rows = max(geometry.rows, adjointCols ? outChannels * kernel * kernel : 0)
             let perSample = rows * max(ho * wo, adjointCols ? h * w : 0)
             chunk = max(1, min(perWorker, engine.im2colChunkFloats / max(1, perSample)))
-            if winograd == nil || backward { slice = max(slice, chunk * perSample) }
+            if winograd == nil || (backward && !winogradWeightGrad) { slice = max(slice, chunk * perSample) }
             sliceFloats = (slice + 15) & ~15
             var total = plannedWorkers * sliceFloats
             let wCount = partialFloats
@@ -215,6 +223,7 @@ public final class Conv2d {
         let wCount = partialFloats
         let partials = ws + plannedWorkers * slice
         let wino = needDX ? winograd : nil
+        let winogradDW = winogradWeightGrad ? winograd : nil
         let adjoint = needDX && transposedBackward && wino == nil
         let wT = filterArea
         let ag = adjointGeometry
@@ -235,12 +244,24 @@ public final class Conv2d {
             let cols = ws + t * slice
             let dWt = t == 0 ? dW : partials + (t - 1) * wCount
             let range = Parallel.partition(N, parts: T, t)
-            if needDX && !adjoint {
+            if needDX && !adjoint && wino == nil {   // col2im adds into dX; Winograd writes it
                 for c in 0..<C { (dXp + c * ldx + range.lowerBound * HW).update(repeating: 0, count: range.count * HW) }
             }
             var n0 = range.lowerBound
             var first = true
-            while n0 < range.upperBound {
+            if let v = winogradDW {
+                // dU[α², K, C] over the worker's samples, then dW = Gᵀ dU G.
+                let dU = cols + v.workspaceFloats(inChannels: C, outChannels: K, height: g.height, width: g.width, samples: wc)
+                while n0 < range.upperBound {
+                    let nb = min(wc, range.upperBound - n0)
+                    v.weightGrad3x3(x, dY, batch: N, first: n0, count: nb, inChannels: C, outChannels: K,
+                                    height: g.height, width: g.width, gradient: dU, accumulate: !first, workspace: cols)
+                    first = false
+                    n0 += nb
+                }
+                if !first { v.filterGradient(dU, outChannels: K, inChannels: C, into: dWt) }
+            }
+            while winogradDW == nil && n0 < range.upperBound {
                 let nb = min(chunk, range.upperBound - n0)
                 im2col(x, batch: N, first: n0, count: nb, geometry: g, cols: cols)
                 BLAS.sgemm(transB: true, m: K, n: rows, k: nb * hoWo, a: dY + n0 * hoWo, lda: ldy,

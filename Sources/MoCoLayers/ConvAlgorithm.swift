@@ -1,7 +1,7 @@
 import MoCoTensor
 
 /// How 3x3 stride-1 padding-1 convolutions compute their forward pass and input gradient.
-/// (Every other convolution, and every weight gradient, uses im2col + GEMM.)
+/// (Every other convolution uses im2col + GEMM; the weight gradient: `WeightGradAlgorithm`.)
 public enum ConvAlgorithm: String, Sendable, CaseIterable, Codable {
     /// im2col + one GEMM per chunk of samples.
     case im2col
@@ -26,6 +26,19 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable, Codable {
     /// Winograd GEMMs have C as their inner dimension, and with a handful of channels the
     /// transforms cost more than the multiplications they save.
     public static let winogradMinChannels = 8
+
+    /// The accepted names, for error messages.
+    public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
+}
+
+/// How the weight gradient of a convolution that runs on Winograd (`ConvAlgorithm`) is computed.
+public enum WeightGradAlgorithm: String, Sendable, CaseIterable, Codable {
+    /// dW[K, C·9] = dY[K, NHW] @ im2col(x)ᵀ per chunk of samples.
+    case im2col
+    /// In the layer's Winograd domain (`WinogradVariant.weightGrad3x3`): α² GEMMs
+    /// dU[ξ][K, C] += dM[ξ][K, T] @ V[ξ][C, T]ᵀ over the tiles T, then dW = Gᵀ dU G; for
+    /// F(4×4, 3×3) 36/144 of im2col's multiplications, and no 9x-sized column matrix.
+    case winograd
 
     /// The accepted names, for error messages.
     public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }

@@ -7,14 +7,17 @@ public struct EngineConfig: Codable, Equatable, Sendable {
     public var threads = 1
     /// Algorithm of the 3x3 stride-1 padding-1 convolutions (forward and dX).
     public var conv: ConvAlgorithm = .winograd4
+    /// Weight gradient of the layers `conv` runs on Winograd. A configuration saved without
+    /// this key (before it existed) reads as `.im2col`, so that its runs resume exactly.
+    public var weightGrad: WeightGradAlgorithm = .winograd
     /// Maximum floats of one worker's im2col columns per GEMM chunk: 2^18 floats (1 MiB) keeps
     /// the columns in the last-level cache while each GEMM still has thousands of columns.
     public var im2colChunkFloats = 1 << 18
     /// Maximum floats of one worker's Winograd chunk (transformed inputs and outputs).
     public var winogradChunkFloats = 1 << 19
 
-    public init(threads: Int = 1, conv: ConvAlgorithm = .winograd4) {
-        self.threads = max(1, threads); self.conv = conv
+    public init(threads: Int = 1, conv: ConvAlgorithm = .winograd4, weightGrad: WeightGradAlgorithm = .winograd) {
+        self.threads = max(1, threads); self.conv = conv; self.weightGrad = weightGrad
     }
 }
 
@@ -25,6 +28,7 @@ extension EngineConfig {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? threads
         conv = try c.decodeIfPresent(ConvAlgorithm.self, forKey: .conv) ?? conv
+        weightGrad = try c.decodeIfPresent(WeightGradAlgorithm.self, forKey: .weightGrad) ?? .im2col
         im2colChunkFloats = try c.decodeIfPresent(Int.self, forKey: .im2colChunkFloats) ?? im2colChunkFloats
         winogradChunkFloats = try c.decodeIfPresent(Int.self, forKey: .winogradChunkFloats) ?? winogradChunkFloats
     }

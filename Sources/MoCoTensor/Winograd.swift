@@ -49,6 +49,29 @@ public enum WinogradVariant: String, Sendable, CaseIterable {
         }
     }
 
+    /// Samples n0..<n0+nb of x: [C, N, H, W] and of the output gradient dY: [K, N, H, W]
+    /// -> the weight gradient in the transformed domain dU: [α², K, C] (overwritten, or added
+    /// to with `accumulate`); `filterGradient` turns the sum over all chunks into dW.
+    /// `workspace`: `workspaceFloats(…, samples: nb)` floats. Single-threaded, as `conv3x3`.
+    public func weightGrad3x3(_ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>, batch N: Int, first n0: Int, count nb: Int,
+                              inChannels C: Int, outChannels K: Int, height H: Int, width W: Int,
+                              gradient dU: UnsafeMutablePointer<Float>, accumulate: Bool,
+                              workspace: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .f2x2: winogradWeightGrad(WinogradF2.self, x, dY, N, n0, nb, C, K, H, W, dU, accumulate, workspace)
+        case .f4x4: winogradWeightGrad(WinogradF4.self, x, dY, N, n0, nb, C, K, H, W, dU, accumulate, workspace)
+        }
+    }
+
+    /// dU: [α², K, C] -> dW: [K, C, 3, 3] = Gᵀ dU G per (k, c), the adjoint of `transformFilter`.
+    public func filterGradient(_ dU: UnsafePointer<Float>, outChannels K: Int, inChannels C: Int,
+                               into dW: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .f2x2: winogradFilterGradient(WinogradF2.self, dU, K, C, dW)
+        case .f4x4: winogradFilterGradient(WinogradF4.self, dU, K, C, dW)
+        }
+    }
+
     /// Samples n0..<n0+nb of x: [C, N, H, W], with u: [α², K, C] from `transformFilter`
     /// -> the same samples of y: [K, N, H, W] (written, not accumulated).
     /// `workspace`: `workspaceFloats(…, samples: nb)` floats. Single-threaded (the caller splits
@@ -116,29 +139,57 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
     let VL = UnsafeMutableRawPointer(V).assumingMemoryBound(to: Lanes.self)
     let ML = UnsafeMutableRawPointer(M).assumingMemoryBound(to: Lanes.self)
 
-    // Input transform, per (channel, group): interleave the group's maps into the interior of
-    // the padded plane (its border stays zero), then V = Bᵀ d B tile by tile.
+    winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
+
+    // M[ξ][K, T] = U[ξ][K, C] @ V[ξ][C, T]
+    for xi in 0..<AA {
+        BLAS.sgemm(m: K, n: T, k: C, a: u + xi * K * C, lda: C, b: V + xi * C * T, ldb: T,
+                   c: M + xi * K * T, ldc: T)
+    }
+
+    // Output transform: Y = Aᵀ M A per tile into a plane of whole tiles, then each lane's
+    // H×W crop into its sample of y.
+    let ldM = K * TL
+    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: m * A) { scratch in
+        let tmp = scratch.baseAddress!   // [m, α]
+        for k in 0..<K {
+            for g in 0..<groups {
+                for ty in 0..<th {
+                    for tx in 0..<tw {
+                        let src = ML + k * TL + g * tps + ty * tw + tx
+                        // tmp[m, α] = Aᵀ M_tile (column j of the tile is ξ = i·α + j over i)
+                        for j in 0..<A { F.output(src + j * ldM, A * ldM, tmp + j, A) }
+                        let dst = plane + ty * m * Wo + tx * m
+                        for i in 0..<m { F.output(tmp + i * A, 1, dst + i * Wo, 1) }
+                    }
+                }
+                let count = min(L, nb - g * L)
+                deinterleave(plane, rowStride: Wo, count, H, W, into: y + (k * N + n0 + g * L) * HW)
+            }
+        }
+    }
+}
+
+/// Input transform of samples n0..<n0+nb: x: [C, N, H, W] -> V: [α², C, T] (as Lanes: [α², C, TL]),
+/// V[ξ][c][tile] = (Bᵀ d B)ξ of the tile's α×α window of the zero-padded map. Per (channel,
+/// group of 8 samples): the group's maps go interleaved into the interior of `pad`
+/// ([Hp, Wp] Lanes, its border stays zero), then Bᵀ runs down every column into `rows`
+/// ([α, Wp]) and B along each row of it, tile by tile.
+func winogradInput<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: Int, _ n0: Int, _ nb: Int,
+                                    _ C: Int, _ H: Int, _ W: Int, V VL: UnsafeMutablePointer<Lanes>,
+                                    pad: UnsafeMutablePointer<Lanes>, rows: UnsafeMutablePointer<Lanes>) {
+    let L = Lanes.scalarCount
+    let m = F.m, A = F.alpha
+    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
+    let groups = (nb + L - 1) / L
+    let TL = groups * tps
+    let Hp = th * m + 2, Wp = tw * m + 2, HW = H * W
     pad.update(repeating: Lanes(), count: Hp * Wp)
-    let padF = UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self)
     let ldV = C * TL                 // Lanes between the ξ planes of V
     for c in 0..<C {
         for g in 0..<groups {
             let count = min(L, nb - g * L)
-            for lane in 0..<L {
-                let dst = padF + (Wp + 1) * L + lane
-                if lane < count {
-                    let src = x + (c * N + n0 + g * L + lane) * HW
-                    for r in 0..<H {
-                        let s = src + r * W, d = dst + r * Wp * L
-                        for w in 0..<W { d[w * L] = s[w] }
-                    }
-                } else if g == groups - 1 {
-                    for r in 0..<H {
-                        let d = dst + r * Wp * L
-                        for w in 0..<W { d[w * L] = 0 }
-                    }
-                }
-            }
+            interleave(x + (c * N + n0 + g * L) * HW, count, H, W, into: pad + Wp + 1, rowStride: Wp)
             for ty in 0..<th {
                 // rows[α, Wp] = Bᵀ pad[ty·m ..< ty·m + α, :]   (every column at once)
                 let top = pad + ty * m * Wp
@@ -153,40 +204,135 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
             }
         }
     }
+}
 
-    // M[ξ][K, T] = U[ξ][K, C] @ V[ξ][C, T]
-    for xi in 0..<AA {
-        BLAS.sgemm(m: K, n: T, k: C, a: u + xi * K * C, lda: C, b: V + xi * C * T, ldb: T,
-                   c: M + xi * K * T, ldc: T)
-    }
+/// Weight gradient of samples n0..<n0+nb in the transformed domain (the adjoint of the forward
+/// Y = Aᵀ [U ⊙ V] A with respect to U): per tile, dM = A dY Aᵀ, then
+///   dU[ξ][K, C] (+)= dM[ξ][K, T] @ V[ξ][C, T]ᵀ
+/// (x: [C, N, H, W], dY: [K, N, H, W] -> dU: [α², K, C]). dY's tiles past the map's last
+/// row or column are zero (those outputs are computed and dropped by the forward).
+/// Workspace: as `winogradConv` (V, dM, the padded plane, the rows; the dY plane uses the
+/// padded plane's space).
+func winogradWeightGrad<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ dY: UnsafePointer<Float>,
+                                         _ N: Int, _ n0: Int, _ nb: Int, _ C: Int, _ K: Int, _ H: Int, _ W: Int,
+                                         _ dU: UnsafeMutablePointer<Float>, _ accumulate: Bool,
+                                         _ ws: UnsafeMutablePointer<Float>) {
+    let L = Lanes.scalarCount
+    let m = F.m, A = F.alpha, AA = A * A
+    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
+    let groups = (nb + L - 1) / L
+    let TL = groups * tps
+    let T = TL * L
+    let Hp = th * m + 2, Wp = tw * m + 2, HW = H * W, Wo = tw * m
+    let V = ws
+    let dM = V + AA * C * T
+    let pad = UnsafeMutableRawPointer(dM + AA * K * T).assumingMemoryBound(to: Lanes.self)
+    let rows = pad + Hp * Wp
+    let VL = UnsafeMutableRawPointer(V).assumingMemoryBound(to: Lanes.self)
+    let ML = UnsafeMutableRawPointer(dM).assumingMemoryBound(to: Lanes.self)
 
-    // Output transform: Y = Aᵀ M A per tile into a plane of whole tiles, then each lane's
-    // H×W crop into its sample of y.
+    winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
+
+    // dY transform, per (output channel, group): the group's maps interleaved into a plane of
+    // whole tiles [th·m, tw·m] (zero past H×W), then dM_tile = A dY_tile Aᵀ.
+    let plane = pad                  // th·m·tw·m ≤ Hp·Wp Lanes
+    plane.update(repeating: Lanes(), count: th * m * Wo)
     let ldM = K * TL
-    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: m * A) { scratch in
-        let tmp = scratch.baseAddress!   // [m, α]
-        let planeF = UnsafeMutableRawPointer(plane).assumingMemoryBound(to: Float.self)
+    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: A * m) { scratch in
+        let tmp = scratch.baseAddress!   // [α, m]: A applied down the tile's columns
         for k in 0..<K {
             for g in 0..<groups {
+                let count = min(L, nb - g * L)
+                interleave(dY + (k * N + n0 + g * L) * HW, count, H, W, into: plane, rowStride: Wo)
                 for ty in 0..<th {
                     for tx in 0..<tw {
-                        let src = ML + k * TL + g * tps + ty * tw + tx
-                        // tmp[m, α] = Aᵀ M_tile (column j of the tile is ξ = i·α + j over i)
-                        for j in 0..<A { F.output(src + j * ldM, A * ldM, tmp + j, A) }
-                        let dst = plane + ty * m * Wo + tx * m
-                        for i in 0..<m { F.output(tmp + i * A, 1, dst + i * Wo, 1) }
-                    }
-                }
-                let count = min(L, nb - g * L)
-                for lane in 0..<count {
-                    let out = y + (k * N + n0 + g * L + lane) * HW
-                    let src = planeF + lane
-                    for r in 0..<H {
-                        let o = out + r * W, s = src + r * Wo * L
-                        for w in 0..<W { o[w] = s[w * L] }
+                        let src = plane + ty * m * Wo + tx * m
+                        // tmp[α, m] = A dY_tile (column by column)
+                        for j in 0..<m { F.outputAdjoint(src + j, Wo, tmp + j, m) }
+                        // dM[i·α + j][k][tile] = (tmp[i, :] Aᵀ)j
+                        let dst = ML + k * TL + g * tps + ty * tw + tx
+                        for i in 0..<A { F.outputAdjoint(tmp + i * m, 1, dst + i * A * ldM, ldM) }
                     }
                 }
             }
+        }
+    }
+
+    // dU[ξ][K, C] (+)= dM[ξ][K, T] @ V[ξ][C, T]ᵀ
+    for xi in 0..<AA {
+        BLAS.sgemm(transB: true, m: K, n: C, k: T, a: dM + xi * K * T, lda: T, b: V + xi * C * T, ldb: T,
+                   beta: accumulate ? 1 : 0, c: dU + xi * K * C, ldc: C)
+    }
+}
+
+/// du: [α², K, C] -> dw: [K, C, 3, 3], dw[k][c] = Gᵀ du[k][c] G (written).
+func winogradFilterGradient<F: WinogradTile>(_: F.Type, _ du: UnsafePointer<Float>, _ K: Int, _ C: Int,
+                                             _ dw: UnsafeMutablePointer<Float>) {
+    let A = F.alpha
+    let plane = K * C
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * A) { scratch in
+        let t = scratch.baseAddress!   // [3, α] = Gᵀ du (column by column)
+        for k in 0..<K {
+            for c in 0..<C {
+                let src = du + k * C + c
+                for j in 0..<A { F.filterAdjoint(src + j * plane, A * plane, t + j, A) }
+                let dst = dw + (k * C + c) * 9
+                for i in 0..<3 { F.filterAdjoint(t + i * A, 1, dst + i * 3, 1) }
+            }
+        }
+    }
+}
+
+/// maps: `count` ≤ 8 consecutive H×W maps (a group's samples of one channel)
+/// -> plane[r·rowStride + w] = (map0[r, w], …, map7[r, w]) for r < H, w < W, zero in the lanes
+/// past `count`. Row by row, one vector store per pixel from eight sequential streams (a scalar
+/// store per lane at a 32-byte stride cost ~half of the input transform).
+@inline(__always)
+func interleave(_ maps: UnsafePointer<Float>, _ count: Int, _ H: Int, _ W: Int,
+                into plane: UnsafeMutablePointer<Lanes>, rowStride: Int) {
+    let HW = H * W
+    if count == Lanes.scalarCount {
+        for r in 0..<H {
+            let s = maps + r * W, d = plane + r * rowStride
+            for w in 0..<W {
+                let p = s + w
+                d[w] = Lanes(p[0], p[HW], p[2 * HW], p[3 * HW], p[4 * HW], p[5 * HW], p[6 * HW], p[7 * HW])
+            }
+        }
+        return
+    }
+    for r in 0..<H {
+        let d = plane + r * rowStride
+        for w in 0..<W {
+            var v = Lanes()
+            for lane in 0..<count { v[lane] = maps[lane * HW + r * W + w] }
+            d[w] = v
+        }
+    }
+}
+
+/// The inverse for the output: plane [H rows of `rowStride` Lanes] -> the first `count` lanes'
+/// H×W maps, consecutive in `maps`.
+@inline(__always)
+func deinterleave(_ plane: UnsafePointer<Lanes>, rowStride: Int, _ count: Int, _ H: Int, _ W: Int,
+                  into maps: UnsafeMutablePointer<Float>) {
+    let HW = H * W
+    if count == Lanes.scalarCount {
+        for r in 0..<H {
+            let s = plane + r * rowStride, o = maps + r * W
+            for w in 0..<W {
+                let v = s[w], p = o + w
+                p[0] = v[0]; p[HW] = v[1]; p[2 * HW] = v[2]; p[3 * HW] = v[3]
+                p[4 * HW] = v[4]; p[5 * HW] = v[5]; p[6 * HW] = v[6]; p[7 * HW] = v[7]
+            }
+        }
+        return
+    }
+    for r in 0..<H {
+        let s = plane + r * rowStride
+        for w in 0..<W {
+            let v = s[w]
+            for lane in 0..<count { maps[lane * HW + r * W + w] = v[lane] }
         }
     }
 }

@@ -18,6 +18,10 @@ protocol WinogradTile {
     static func filter(_ g: UnsafePointer<Float>, _ gs: Int, _ o: UnsafeMutablePointer<Float>, _ os: Int)
     /// v: [α] (stride vs) -> Aᵀ v: [m] (stride os)
     static func output(_ v: UnsafePointer<Lanes>, _ vs: Int, _ o: UnsafeMutablePointer<Lanes>, _ os: Int)
+    /// dy: [m] (stride ys) -> A dy: [α] (stride os), the adjoint of `output` (weight gradient)
+    static func outputAdjoint(_ dy: UnsafePointer<Lanes>, _ ys: Int, _ o: UnsafeMutablePointer<Lanes>, _ os: Int)
+    /// du: [α] (stride us) -> Gᵀ du: [3] (stride os), the adjoint of `filter` (weight gradient)
+    static func filterAdjoint(_ du: UnsafePointer<Float>, _ us: Int, _ o: UnsafeMutablePointer<Float>, _ os: Int)
 }
 
 /// Eight samples of one value (SSE pairs on baseline x86-64, one AVX register with AVX2).
@@ -56,6 +60,26 @@ enum WinogradF2: WinogradTile {
         let v0 = v[0], v1 = v[vs], v2 = v[2 * vs], v3 = v[3 * vs]
         o[0] = v0 + v1 + v2
         o[os] = v1 - v2 - v3
+    }
+
+    /// A = (Aᵀ)ᵀ: [1 0; 1 1; 1 -1; 0 -1].
+    @inline(__always)
+    static func outputAdjoint(_ dy: UnsafePointer<Lanes>, _ ys: Int, _ o: UnsafeMutablePointer<Lanes>, _ os: Int) {
+        let y0 = dy[0], y1 = dy[ys]
+        o[0] = y0
+        o[os] = y0 + y1
+        o[2 * os] = y0 - y1
+        o[3 * os] = -y1
+    }
+
+    /// Gᵀ = [1 ½ ½ 0; 0 ½ -½ 0; 0 ½ ½ 1].
+    @inline(__always)
+    static func filterAdjoint(_ du: UnsafePointer<Float>, _ us: Int, _ o: UnsafeMutablePointer<Float>, _ os: Int) {
+        let u0 = du[0], u1 = du[us], u2 = du[2 * us], u3 = du[3 * us]
+        let h = 0.5 * (u1 + u2)
+        o[0] = u0 + h
+        o[os] = 0.5 * (u1 - u2)
+        o[2 * os] = h + u3
     }
 }
 
@@ -100,5 +124,29 @@ enum WinogradF4: WinogradTile {
         o[os] = m12 + 2 * m34
         o[2 * os] = p12 + 4 * p34
         o[3 * os] = m12 + 8 * m34 + v5
+    }
+
+    /// A = (Aᵀ)ᵀ: [1 0 0 0; 1 1 1 1; 1 -1 1 -1; 1 2 4 8; 1 -2 4 -8; 0 0 0 1].
+    @inline(__always)
+    static func outputAdjoint(_ dy: UnsafePointer<Lanes>, _ ys: Int, _ o: UnsafeMutablePointer<Lanes>, _ os: Int) {
+        let y0 = dy[0], y1 = dy[ys], y2 = dy[2 * ys], y3 = dy[3 * ys]
+        let p = y0 + y2, q = y1 + y3             // rows 1, 2: p ± q
+        let r = y0 + 4 * y2, t = 2 * y1 + 8 * y3 // rows 3, 4: r ± t
+        o[0] = y0
+        o[os] = p + q
+        o[2 * os] = p - q
+        o[3 * os] = r + t
+        o[4 * os] = r - t
+        o[5 * os] = y3
+    }
+
+    /// Gᵀ = [¼ -⅙ -⅙ 1/24 1/24 0; 0 -⅙ ⅙ 1/12 -1/12 0; 0 -⅙ -⅙ ⅙ ⅙ 1].
+    @inline(__always)
+    static func filterAdjoint(_ du: UnsafePointer<Float>, _ us: Int, _ o: UnsafeMutablePointer<Float>, _ os: Int) {
+        let u0 = du[0], u1 = du[us], u2 = du[2 * us], u3 = du[3 * us], u4 = du[4 * us], u5 = du[5 * us]
+        let s12 = u1 + u2, d12 = u1 - u2, s34 = u3 + u4, d34 = u3 - u4
+        o[0] = u0 / 4 - s12 / 6 + s34 / 24
+        o[os] = -d12 / 6 + d34 / 12
+        o[2 * os] = (s34 - s12) / 6 + u5
     }
 }

@@ -10,6 +10,7 @@ extension Architecture: ExpressibleByArgument {}
 extension FeatureLayer: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
 extension ConvAlgorithm: ExpressibleByArgument {}
+extension WeightGradAlgorithm: ExpressibleByArgument {}
 extension InitScheme: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension TrainConfig.Preset: ExpressibleByArgument {}

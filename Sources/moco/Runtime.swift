@@ -61,10 +61,11 @@ enum Runtime {
     }
 
     /// The engine settings of a command: `--threads` (default: the node's cores shared among
-    /// its ranks), `--conv` (default: `MOCO_CONV`, else winograd4), and the chunk budgets
+    /// its ranks), `--conv` (default: `MOCO_CONV`, else winograd4), `--conv-dw` (default:
+    /// `MOCO_CONV_DW`, else winograd), and the chunk budgets
     /// `MOCO_IM2COL_CHUNK` and `MOCO_WINOGRAD_CHUNK` (floats). The environment is read here and
     /// nowhere in the libraries; every rank sees the same (mpirun -x), so all agree on an error.
-    static func engine(threads: Int?, conv: ConvAlgorithm?) throws -> EngineConfig {
+    static func engine(threads: Int?, conv: ConvAlgorithm?, weightGrad: WeightGradAlgorithm? = nil) throws -> EngineConfig {
         let env = ProcessInfo.processInfo.environment
         var e = EngineConfig(threads: threads.flatMap { $0 > 0 ? $0 : nil } ?? defaultThreads())
         if let conv {
@@ -74,6 +75,14 @@ enum Runtime {
                 throw ValidationError("unknown MOCO_CONV '\(name)' (choose \(ConvAlgorithm.choices))")
             }
             e.conv = a
+        }
+        if let weightGrad {
+            e.weightGrad = weightGrad
+        } else if let name = env["MOCO_CONV_DW"] {
+            guard let a = WeightGradAlgorithm(rawValue: name) else {
+                throw ValidationError("unknown MOCO_CONV_DW '\(name)' (choose \(WeightGradAlgorithm.choices))")
+            }
+            e.weightGrad = a
         }
         func floats(_ name: String) throws -> Int? {
             guard let v = env[name] else { return nil }

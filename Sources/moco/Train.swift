@@ -71,6 +71,7 @@ struct Train: ParsableCommand {
     @Option(help: "Resume from a checkpoint path, or 'auto' for the latest in --out.") var resume: String?
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
     @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
+    @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
     @Option(help: "Seconds a collective (or, on one process, a step) may take before the watchdog ends the whole job, naming the step, the operation and the ranks missing from it (0 = no watchdog).") var collectiveTimeout: Double = Train.defaultCollectiveTimeout
     @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
     @Option(help: ArgumentHelp("Write a Chrome trace (Perfetto, chrome://tracing) of each rank's steps, phases, data waits, collectives and gradient-bucket allreduces to FILE (FILE.rankR.json under mpirun; an existing file is not replaced; docs/performance.md, \"Timeline\").", valueName: "file")) var timeline: String?
@@ -93,7 +94,7 @@ struct Train: ParsableCommand {
         if worldSize > 1 { c.moco.bnSplits = 1 }   // shuffle-BN across ranks replaces emulated splits
         // Engine defaults (cores / ranks, --conv else MOCO_CONV, chunk sizes), under the file's
         // engine settings; recorded in the run's configuration.
-        c.engine = try Runtime.engine(threads: nil, conv: conv)
+        c.engine = try Runtime.engine(threads: nil, conv: conv, weightGrad: convDW)
         if let file { c = try file.decode(over: c) }
         if let epochs { c.epochs = epochs }
         if let batchSize { c.batchSize = batchSize }
@@ -149,6 +150,7 @@ struct Train: ParsableCommand {
         if let checkConsistency { c.checkConsistency = checkConsistency }
         if let threads { c.engine.threads = threads > 0 ? threads : Runtime.defaultThreads() }
         if let conv { c.engine.conv = conv }
+        if let convDW { c.engine.weightGrad = convDW }
         return c
     }
 

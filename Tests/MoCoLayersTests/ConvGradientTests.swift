@@ -21,12 +21,12 @@ final class ConvGradientTests: XCTestCase {
     }
 
     func runConv(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, n: Int, h: Int, w: Int,
-                 algorithm: ConvAlgorithm = .im2col) {
+                 algorithm: ConvAlgorithm = .im2col, weightGrad: WeightGradAlgorithm = .winograd) {
         var rng = Xoshiro(seed: UInt64(c * 1000 + k * 100 + kernel * 10 + stride), stream: [1])
         let params = ParameterStore()
         let ws = Workspace()
         let conv = Conv2d("conv", params: params, workspace: ws, inChannels: c, outChannels: k,
-                          kernel: kernel, stride: stride, padding: pad, engine: EngineConfig(conv: algorithm))
+                          kernel: kernel, stride: stride, padding: pad, engine: EngineConfig(conv: algorithm, weightGrad: weightGrad))
         params.finalize()
         for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
         let (ho, wo) = conv.plan(batch: n, height: h, width: w, backward: true)
@@ -53,10 +53,17 @@ final class ConvGradientTests: XCTestCase {
     func testConv1x1Stride2() { runConv(c: 3, k: 5, kernel: 1, stride: 2, pad: 0, n: 2, h: 6, w: 5) }
     func testConv5x5Pad2() { runConv(c: 2, k: 2, kernel: 5, stride: 1, pad: 2, n: 2, h: 6, w: 7) }
     func testConv3x3NoPad() { runConv(c: 2, k: 3, kernel: 3, stride: 1, pad: 0, n: 2, h: 5, w: 5) }
-    /// Winograd forward and dX (dW stays im2col): odd map sizes, a partial group of 8 samples,
-    /// the smallest channel counts that take the Winograd path.
+    /// Winograd forward, dX and dW (the default `--conv-dw winograd`): odd map sizes, a partial
+    /// group of 8 samples, the smallest channel counts that take the Winograd path; and the
+    /// Winograd forward and dX with dW on im2col (`--conv-dw im2col`).
     func testConv3x3Winograd2() { runConv(c: 8, k: 9, kernel: 3, stride: 1, pad: 1, n: 3, h: 5, w: 6, algorithm: .winograd2) }
     func testConv3x3Winograd4() { runConv(c: 9, k: 8, kernel: 3, stride: 1, pad: 1, n: 10, h: 7, w: 5, algorithm: .winograd4) }
+    func testConv3x3Winograd4Im2colWeightGrad() {
+        runConv(c: 9, k: 8, kernel: 3, stride: 1, pad: 1, n: 10, h: 7, w: 5, algorithm: .winograd4, weightGrad: .im2col)
+    }
+    func testConv3x3Winograd2Im2colWeightGrad() {
+        runConv(c: 8, k: 9, kernel: 3, stride: 1, pad: 1, n: 3, h: 5, w: 6, algorithm: .winograd2, weightGrad: .im2col)
+    }
 
     /// winograd4 runs F(2×2) on maps with 4 or fewer rows or columns; im2col for the stem-like
     /// layers with fewer than 8 channels and for strided or 1x1 convolutions.

@@ -125,4 +125,67 @@ final class WinogradTests: XCTestCase {
             XCTAssertLessThan(worst, 1e-5 * scale, "\(v): chunks of 19 vs 3, 9, 1, 6")
         }
     }
+
+    /// The weight gradient in the Winograd domain (`weightGrad3x3` over chunks, then
+    /// `filterGradient`) against dW[k, c, i, j] = Σ_n,oh,ow dY[k, n, oh, ow] · x[c, n, oh+i-1, ow+j-1]
+    /// in Double, relative to Σ|dY||x| of each tap. The sum runs over N·H·W terms (up to 3136
+    /// here) instead of 9C; the transforms amplify rounding as in the forward (A applied twice,
+    /// row sums of |A| up to 3 and 15 for F(2×2) and F(4×4); Gᵀ's up to 2 and 0.6). Measured worst
+    /// cases over these shapes: 5.0e-7 (F(2×2)) and 1.7e-6 (F(4×4)); the bounds, 2e-6 and 1e-5,
+    /// leave a 4-6x margin and stay far below a wrong tap or tile offset (an error of the order
+    /// of one term, ≥ 3e-4 of Σ|dY||x| for N·H·W ≤ 3136 terms).
+    func weightGradError(_ v: WinogradVariant, N: Int, C: Int, K: Int, H: Int, W: Int, pieces: [Int], seed: UInt64) -> Double {
+        var rng = Xoshiro(seed: seed)
+        let x = (0..<(C * N * H * W)).map { _ in rng.normal() }
+        let dY = (0..<(K * N * H * W)).map { _ in rng.normal() }
+        var ref = [Double](repeating: 0, count: K * C * 9), scale = ref
+        for k in 0..<K { for c in 0..<C { for i in 0..<3 { for j in 0..<3 {
+            var acc = 0.0, mag = 0.0
+            for n in 0..<N { for oh in 0..<H { for ow in 0..<W {
+                let ih = oh + i - 1, iw = ow + j - 1
+                guard ih >= 0 && ih < H && iw >= 0 && iw < W else { continue }
+                let t = Double(dY[((k * N + n) * H + oh) * W + ow]) * Double(x[((c * N + n) * H + ih) * W + iw])
+                acc += t; mag += abs(t)
+            } } }
+            ref[((k * C + c) * 3 + i) * 3 + j] = acc; scale[((k * C + c) * 3 + i) * 3 + j] = mag
+        } } } }
+        let most = pieces.max()!
+        let ws = FloatBuffer(count: v.workspaceFloats(inChannels: C, outChannels: K, height: H, width: W, samples: most))
+        ws.ptr.update(repeating: .nan, count: ws.count)   // no read of unwritten workspace
+        let dU = FloatBuffer(count: v.filterFloats(inChannels: C, outChannels: K))
+        dU.ptr.update(repeating: .nan, count: dU.count)   // the first chunk overwrites
+        let xb = FloatBuffer(x), db = FloatBuffer(dY), dW = FloatBuffer(count: K * C * 9)
+        var n0 = 0
+        for nb in pieces {
+            v.weightGrad3x3(xb.ptr, db.ptr, batch: N, first: n0, count: nb, inChannels: C, outChannels: K, height: H, width: W,
+                            gradient: dU.ptr, accumulate: n0 > 0, workspace: ws.ptr)
+            n0 += nb
+        }
+        v.filterGradient(dU.ptr, outChannels: K, inChannels: C, into: dW.ptr)
+        var worst = 0.0
+        for e in 0..<(K * C * 9) {
+            let err = abs(Double(dW.ptr[e]) - ref[e]) / max(scale[e], 1e-30)
+            if !(err <= 1) { XCTFail("\(v) dW \(dW.ptr[e]) vs \(ref[e]) at \(e)"); return .infinity }
+            worst = max(worst, err)
+        }
+        return worst
+    }
+
+    func checkWeightGrad(_ v: WinogradVariant, bound: Double) {
+        // Shapes as above, and the batch cut into chunks (accumulated in dU).
+        let cases: [(N: Int, C: Int, K: Int, H: Int, W: Int, pieces: [Int])] = [
+            (1, 1, 1, 1, 1, [1]), (2, 3, 2, 2, 3, [2]), (3, 4, 5, 5, 6, [1, 2]), (9, 8, 8, 7, 7, [9]),
+            (17, 16, 16, 8, 8, [8, 9]), (20, 5, 17, 9, 4, [3, 14, 3]), (8, 2, 3, 14, 14, [8]),
+            (4, 16, 8, 28, 28, [4]), (11, 6, 6, 3, 13, [11]),
+        ]
+        var worst = 0.0
+        for (i, s) in cases.enumerated() {
+            worst = max(worst, weightGradError(v, N: s.N, C: s.C, K: s.K, H: s.H, W: s.W, pieces: s.pieces, seed: UInt64(300 + i)))
+        }
+        XCTAssertLessThan(worst, bound, "\(v) weight gradient")
+        print("WinogradTests \(v.rawValue) weight gradient: worst error / Σ|dY||x| = \(worst)")
+    }
+
+    func testF2x2WeightGradient() { checkWeightGrad(.f2x2, bound: 2e-6) }
+    func testF4x4WeightGradient() { checkWeightGrad(.f4x4, bound: 1e-5) }
 }

@@ -83,6 +83,24 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertEqual(try TrainConfig.from(json: noConv).engine.conv, EngineConfig().conv)
         // Runs of then started from torchvision's initialisation, whatever today's default.
         XCTAssertEqual(c.moco.initialization, .torchvision)
+        // And computed the weight gradient with im2col.
+        XCTAssertEqual(c.engine.weightGrad, .im2col)
+    }
+
+    /// `--conv-dw`: new configurations compute the Winograd layers' weight gradient in the
+    /// Winograd domain and say so; an engine section written before the key existed reads as
+    /// im2col, what those runs used, so that they resume exactly.
+    func testWeightGradientDefaultAndUnrecorded() throws {
+        var c = TrainConfig.preset(.mocoV2)
+        XCTAssertEqual(c.engine.weightGrad, .winograd)
+        XCTAssertTrue(c.jsonString().contains(#""weightGrad" : "winograd""#), "the algorithm is written")
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.weightGrad, .winograd)
+        c.engine.weightGrad = .im2col
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.weightGrad, .im2col)
+        let unrecorded = c.jsonString(pretty: false).replacingOccurrences(of: #""weightGrad":"im2col","#, with: "")
+            .replacingOccurrences(of: #","weightGrad":"im2col""#, with: "")
+        XCTAssertFalse(unrecorded.contains("weightGrad"))
+        XCTAssertEqual(try TrainConfig.from(json: unrecorded).engine.weightGrad, .im2col)
     }
 
     /// `--init`: every preset starts from `InitScheme.default` (PyTorch's `nn.Conv2d` init, chosen
