@@ -12,20 +12,22 @@ public enum CrossEntropy {
         var loss = 0.0
         var correct = 0
         let invN = 1 / Float(N)
+        // exp(z − max) of a row: into dLogits' row, or a scratch row.
+        let scratch = dLogits == nil ? UnsafeMutablePointer<Float>.allocate(capacity: K) : nil
+        defer { scratch?.deallocate() }
         for n in 0..<N {
             let z = logits + n * K
             var mx = z[0], arg = 0
             for j in 1..<K where z[j] > mx { mx = z[j]; arg = j }
-            var s: Double = 0
-            for j in 0..<K { s += Double(Foundation.exp(z[j] - mx)) }
+            let e = dLogits.map { $0 + n * K } ?? scratch!
+            let s = expShifted(z, count: K, shift: mx, into: e)
             let t = targets(n)
             loss += Double(mx) + Foundation.log(s) - Double(z[t])
             if arg == t { correct += 1 }
-            if let d = dLogits {
-                let dr = d + n * K
-                let invS = Float(1 / s)
-                for j in 0..<K { dr[j] = Foundation.exp(z[j] - mx) * invS * invN }
-                dr[t] -= invN
+            if dLogits != nil {
+                let scale = Float(1 / s) * invN
+                for j in 0..<K { e[j] *= scale }
+                e[t] -= invN
             }
         }
         return (loss / Double(N), 100 * Double(correct) / Double(N))
