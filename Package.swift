@@ -56,7 +56,9 @@ let package = Package(
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"], path: "Sources/CImageCodecs"),
 
         // Engine: tensors and kernels -> layers and models -> optimizer.
-        .target(name: "MoCoTensor", dependencies: ["CBLAS"], swiftSettings: kernels),
+        // The CPU's vector level, for choosing OpenBLAS's kernels (MoCoTensor/BLASCore.swift).
+        .target(name: "CCPUFeatures", path: "Sources/CCPUFeatures"),
+        .target(name: "MoCoTensor", dependencies: ["CBLAS", "CCPUFeatures"], swiftSettings: kernels),
         .target(name: "MoCoLayers", dependencies: ["MoCoTensor"], swiftSettings: kernels),
         .target(name: "MoCoOptim", dependencies: ["MoCoTensor"], swiftSettings: kernels),
         .target(name: "SafeTensors", dependencies: [], swiftSettings: fast),

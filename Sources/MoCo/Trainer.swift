@@ -192,7 +192,8 @@ public final class Trainer {
             + "(\(train.count) images), \(W) rank(s) x \(c.engine.threads) BLAS thread(s), global batch \(c.batchSize), "
             + "\(sampler.stepsPerEpoch) steps/epoch, \(Trainer.mechanismSummary(c.moco)) "
             + "bn-splits=\(c.moco.bnSplits)\(c.moco.shuffleBN && c.moco.mechanism != .memoryBank ? " shuffle-BN" : "")\(c.moco.syncBN ? " sync-BN" : ""), "
-            + "conv \(c.engine.conv.rawValue) (dW \(c.engine.weightGrad.rawValue)), init \(c.moco.initialization.rawValue)")
+            + "conv \(c.engine.conv.rawValue) (dW \(c.engine.weightGrad.rawValue)), init \(c.moco.initialization.rawValue), "
+            + "OpenBLAS \(BLASCore.current)")
 
         model.plan(localBatch: c.batchSize / W, channels: train.channels, height: train.height, width: train.width)
         let extractor = try FeatureExtractor(architecture: c.moco.architecture, head: c.moco.head, inChannels: train.channels,

@@ -49,6 +49,8 @@ public enum StepBench {
         public var conv: String
         /// Algorithm of their weight gradient.
         public var conv_dw: String
+        /// OpenBLAS's kernel set (`BLASCore.current`), e.g. "SkylakeX".
+        public var blas_core: String
     }
 
     /// - Parameter timeline: where each step and its phases are recorded (`--timeline`), if anywhere.
@@ -119,6 +121,7 @@ public enum StepBench {
                       fraction_of_sgemm_peak: gflops / peak, fma_peak_gflops: fma,
                       fraction_of_fma_peak: fma > 0 ? gflops / fma : 0, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,
                       comm_ms_per_step: commMS,
-                      conv: c.engine.conv.rawValue, conv_dw: c.engine.weightGrad.rawValue)
+                      conv: c.engine.conv.rawValue, conv_dw: c.engine.weightGrad.rawValue,
+                      blas_core: BLASCore.current)
     }
 }

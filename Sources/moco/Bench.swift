@@ -104,8 +104,8 @@ struct Bench: ParsableCommand {
                 } else {
                     say(comm, String(format: "%@ %@ global batch %d, %d rank(s) x %d thread(s), conv %@ (dW %@): %.1f img/s (median step %.1f ms)",
                                      r.mechanism, r.arch, r.batch, r.world, r.threads, r.conv, r.conv_dw, r.images_per_s, r.step_ms_median))
-                    say(comm, String(format: "model %.1f GFLOP/s (passes x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s; %.0f%% of it",
-                                     r.gflops, r.forward_mflop_per_image, r.sgemm_peak_gflops, 100 * r.fraction_of_sgemm_peak))
+                    say(comm, String(format: "model %.1f GFLOP/s (passes x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s (OpenBLAS %@); %.0f%% of it",
+                                     r.gflops, r.forward_mflop_per_image, r.sgemm_peak_gflops, r.blas_core, 100 * r.fraction_of_sgemm_peak))
                     say(comm, r.fma_peak_gflops > 0
                         ? String(format: "FMA peak %.1f GFLOP/s (%d rank(s) x %d thread(s), %@ FMA chains, measured now); the step runs %.0f%% of it",
                                  r.fma_peak_gflops, r.world, r.threads, FMAPeak.isa, 100 * r.fraction_of_fma_peak)

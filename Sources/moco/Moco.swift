@@ -10,4 +10,10 @@ struct Moco: ParsableCommand {
             without mpirun every command runs in one process.
             """,
         subcommands: [Train.self, Knn.self, Lincls.self, Embed.self, Init.self, ExportFolder.self, Replay.self, AugStats.self, Temperature.self, Memory.self, Bench.self])
+
+    /// OpenBLAS's kernels for this CPU first (may execute the program again), then the command.
+    static func main() {
+        BLASCoreSelection.apply()
+        main(nil)
+    }
 }

@@ -16,6 +16,7 @@ enum Runtime {
         }
         // The engine splits work over its own workers (EngineConfig.threads); OpenBLAS runs on one.
         BLAS.useEngineThreads()
+        if comm.rank == 0 { BLASCoreSelection.report(environment: ProcessInfo.processInfo.environment) }
         var code: Int32 = 0
         do {
             try body(comm)

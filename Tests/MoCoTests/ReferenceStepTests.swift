@@ -17,12 +17,15 @@ import MoCoTestSupport
 /// entries by far more). The spot-checked weights after the momentum update and SGD must agree to
 /// 1e-5 absolute (they move by ~1e-3).
 ///
-/// The step runs once per convolution algorithm. im2col must meet the per-tensor gradient
-/// tolerance above. The Winograd runs (`WinogradTests`: up to ~6e-6 of Σ|w||x| per layer
-/// instead of ~1e-7) must meet every forward tolerance, but their gradients are compared by the
-/// relative L2 error over all parameters, ≤ 5e-2: this batch-8 step is ill-conditioned (BatchNorm
-/// over 8 samples, ~2M ReLU inputs), and a rounding-level change can flip the mask of a ReLU input
-/// that lies within ~1e-5 of zero, which moves the gradients by far more than rounding. Measured
+/// The step runs once per convolution algorithm; every run must meet every forward tolerance.
+/// The gradients are compared by the relative L2 error over all parameters: ≤ 5e-3 for im2col,
+/// ≤ 5e-2 for Winograd (`WinogradTests`: up to ~6e-6 of Σ|w||x| per layer instead of ~1e-7).
+/// This batch-8 step is ill-conditioned (BatchNorm over 8 samples, ~2M ReLU inputs), and a
+/// rounding-level change can flip the mask of a ReLU input that lies within ~1e-5 of zero, which
+/// moves single tensors by far more than rounding: with OpenBLAS's Prescott (SSE3) kernels, what
+/// its 0.3.21 picks on a CPU it does not know, im2col on the committed file's s1 flips the same
+/// input F(4×4) flips elsewhere, 2.3e-2 of a tensor's max / 2.0e-3 relative L2 (the per-tensor
+/// bound of 5e-3 that im2col met on the Haswell and Cooperlake kernels would fail there). Measured
 /// (printed by the test; Winograd with its weight gradient in the Winograd domain, the default),
 /// worst tensor / relative L2 of the gradients: im2col and F(2×2) on the committed file
 /// ≤ 9.7e-6 / 3.1e-6 (no flip); F(4×4) 2.3e-2 / 2.0e-3 (s1, a flip) and 2.6e-5 / 9.1e-6 (s2).
@@ -74,16 +77,11 @@ final class ReferenceStepTests: XCTestCase {
                 err2 += d * d; ref2 += Double(r[i]) * Double(r[i]); m = max(m, abs(d))
             }
             worst = max(worst, m / max(scale, 1e-12))
-            if algorithm == .im2col {
-                XCTAssertLessThanOrEqual(m, 5e-3 * max(scale, 1e-12), "\(name): grad \(e.name): max diff \(m), scale \(scale)")
-            }
         }
         let relL2 = (err2 / ref2).squareRoot()
         print(String(format: "reference %@ %@ %@: gradients worst tensor %.2e of its max, relative L2 %.2e",
                      name, tag, algorithm.rawValue, worst, relL2))
-        if algorithm != .im2col {
-            XCTAssertLessThanOrEqual(relL2, 5e-2, "\(name) \(algorithm): relative L2 error of the gradients")
-        }
+        XCTAssertLessThanOrEqual(relL2, algorithm == .im2col ? 5e-3 : 5e-2, "\(name) \(algorithm): relative L2 error of the gradients")
         for (enc, side) in [(model.query, "q"), (model.key, "k")] {
             for e in enc.buffers.entries {
                 assertClose(enc.buffers.array(e.name), try f.floats("\(tag).after.encoder_\(side).\(e.name)"), rel: 1e-4,
