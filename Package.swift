@@ -58,7 +58,10 @@ let package = Package(
         // Engine: tensors and kernels -> layers and models -> optimizer.
         // The CPU's vector level, for choosing OpenBLAS's kernels (MoCoTensor/BLASCore.swift).
         .target(name: "CCPUFeatures", path: "Sources/CCPUFeatures"),
-        .target(name: "MoCoTensor", dependencies: ["CBLAS", "CCPUFeatures"], swiftSettings: kernels),
+        // Winograd F(4x4, 3x3)'s transforms on AVX2 where the CPU has it (target attributes, so
+        // the binary stays baseline x86-64); no FMA contraction, so they give the Swift path's bits.
+        .target(name: "CWinograd", path: "Sources/CWinograd", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
+        .target(name: "MoCoTensor", dependencies: ["CBLAS", "CCPUFeatures", "CWinograd"], swiftSettings: kernels),
         .target(name: "MoCoLayers", dependencies: ["MoCoTensor"], swiftSettings: kernels),
         .target(name: "MoCoOptim", dependencies: ["MoCoTensor"], swiftSettings: kernels),
         .target(name: "SafeTensors", dependencies: [], swiftSettings: fast),
@@ -82,7 +85,7 @@ let package = Package(
         // A small MPI program for the collective tests (run under mpirun by MoCoCommTests).
         .executableTarget(name: "moco-commcheck", dependencies: ["MoCoComm", "MoCoBench"], swiftSettings: fast),
 
-        .testTarget(name: "MoCoTensorTests", dependencies: ["MoCoTensor"]),
+        .testTarget(name: "MoCoTensorTests", dependencies: ["MoCoTensor", "CWinograd"]),
         .testTarget(name: "MoCoLayersTests", dependencies: ["MoCoLayers"]),
         .testTarget(name: "MoCoOptimTests", dependencies: ["MoCoOptim"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "MoCoTestSupport"]),

@@ -1,3 +1,5 @@
+import CWinograd
+
 /// Winograd convolution for 3×3, stride-1, padding-1 ("same") layers on channel-major
 /// activations (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016).
 ///
@@ -9,6 +11,7 @@
 /// which do (m+2)²/(9m²) of the direct method's multiplications: 16/36 for F(2×2, 3×3),
 /// 36/144 for F(4×4, 3×3), less the part of the last tile row/column that falls outside the map.
 /// The transforms only add and scale (see `WinogradTransforms.swift`); OpenBLAS does the GEMMs.
+/// On CPUs with AVX2, F(4×4)'s transforms run in C (`WinogradAVX2`), with the same bits.
 public enum WinogradVariant: String, Sendable, CaseIterable {
     /// F(2×2, 3×3): 4×4 tiles, 2.25x fewer multiplications, transforms with entries 0, ±½, ±1.
     case f2x2 = "winograd2"
@@ -130,7 +133,7 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
     let groups = (nb + L - 1) / L
     let TL = groups * tps            // tiles per lane
     let T = TL * L                   // GEMM columns (TL Lanes per row of V and M)
-    let Hp = th * m + 2, Wp = tw * m + 2, HW = H * W, Wo = tw * m
+    let Hp = th * m + 2, Wp = tw * m + 2
     let V = ws
     let M = V + AA * C * T
     let pad = UnsafeMutableRawPointer(M + AA * K * T).assumingMemoryBound(to: Lanes.self)
@@ -139,7 +142,12 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
     let VL = UnsafeMutableRawPointer(V).assumingMemoryBound(to: Lanes.self)
     let ML = UnsafeMutableRawPointer(M).assumingMemoryBound(to: Lanes.self)
 
-    winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
+    if F.m == 4 && WinogradAVX2.isAvailable {
+        moco_winograd4_input_avx2(x, N, n0, nb, C, H, W, V, UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self),
+                                  UnsafeMutableRawPointer(rows).assumingMemoryBound(to: Float.self))
+    } else {
+        winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
+    }
 
     // M[ξ][K, T] = U[ξ][K, C] @ V[ξ][C, T]
     for xi in 0..<AA {
@@ -147,8 +155,25 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
                    c: M + xi * K * T, ldc: T)
     }
 
-    // Output transform: Y = Aᵀ M A per tile into a plane of whole tiles, then each lane's
-    // H×W crop into its sample of y.
+    if F.m == 4 && WinogradAVX2.isAvailable {
+        moco_winograd4_output_avx2(M, N, n0, nb, K, H, W, y, UnsafeMutableRawPointer(plane).assumingMemoryBound(to: Float.self))
+    } else {
+        winogradOutput(F.self, M: ML, N, n0, nb, K, H, W, y, plane: plane)
+    }
+}
+
+/// Output transform of samples n0..<n0+nb: M: [α², K, T] (as Lanes: [α², K, TL]) -> y: [K, N, H, W]
+/// (written): Y = Aᵀ M A per tile into `plane` ([th·m, tw·m] Lanes, whole tiles), then each
+/// lane's H×W crop into its sample of y.
+func winogradOutput<F: WinogradTile>(_: F.Type, M ML: UnsafePointer<Lanes>, _ N: Int, _ n0: Int, _ nb: Int,
+                                     _ K: Int, _ H: Int, _ W: Int, _ y: UnsafeMutablePointer<Float>,
+                                     plane: UnsafeMutablePointer<Lanes>) {
+    let L = Lanes.scalarCount
+    let m = F.m, A = F.alpha
+    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
+    let groups = (nb + L - 1) / L
+    let TL = groups * tps
+    let HW = H * W, Wo = tw * m
     let ldM = K * TL
     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: m * A) { scratch in
         let tmp = scratch.baseAddress!   // [m, α]
@@ -223,7 +248,7 @@ func winogradWeightGrad<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _
     let groups = (nb + L - 1) / L
     let TL = groups * tps
     let T = TL * L
-    let Hp = th * m + 2, Wp = tw * m + 2, HW = H * W, Wo = tw * m
+    let Hp = th * m + 2, Wp = tw * m + 2
     let V = ws
     let dM = V + AA * C * T
     let pad = UnsafeMutableRawPointer(dM + AA * K * T).assumingMemoryBound(to: Lanes.self)
@@ -231,11 +256,35 @@ func winogradWeightGrad<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _
     let VL = UnsafeMutableRawPointer(V).assumingMemoryBound(to: Lanes.self)
     let ML = UnsafeMutableRawPointer(dM).assumingMemoryBound(to: Lanes.self)
 
-    winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
+    if F.m == 4 && WinogradAVX2.isAvailable {
+        moco_winograd4_input_avx2(x, N, n0, nb, C, H, W, V, UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self),
+                                  UnsafeMutableRawPointer(rows).assumingMemoryBound(to: Float.self))
+        // The dY plane uses the padded plane's space (th·m·tw·m ≤ Hp·Wp Lanes).
+        moco_winograd4_dy_avx2(dY, N, n0, nb, K, H, W, dM, UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self))
+    } else {
+        winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
+        winogradOutputGradient(F.self, dY, N, n0, nb, K, H, W, dM: ML, plane: pad)
+    }
 
-    // dY transform, per (output channel, group): the group's maps interleaved into a plane of
-    // whole tiles [th·m, tw·m] (zero past H×W), then dM_tile = A dY_tile Aᵀ.
-    let plane = pad                  // th·m·tw·m ≤ Hp·Wp Lanes
+    // dU[ξ][K, C] (+)= dM[ξ][K, T] @ V[ξ][C, T]ᵀ
+    for xi in 0..<AA {
+        BLAS.sgemm(transB: true, m: K, n: C, k: T, a: dM + xi * K * T, lda: T, b: V + xi * C * T, ldb: T,
+                   beta: accumulate ? 1 : 0, c: dU + xi * K * C, ldc: C)
+    }
+}
+
+/// Output-gradient transform of samples n0..<n0+nb: dY: [K, N, H, W] -> dM: [α², K, T] (as
+/// Lanes: [α², K, TL]), dM_tile = A dY_tile Aᵀ. Per (output channel, group): the group's maps
+/// interleaved into `plane` ([th·m, tw·m] Lanes, zero past H×W), then each tile.
+func winogradOutputGradient<F: WinogradTile>(_: F.Type, _ dY: UnsafePointer<Float>, _ N: Int, _ n0: Int, _ nb: Int,
+                                             _ K: Int, _ H: Int, _ W: Int, dM ML: UnsafeMutablePointer<Lanes>,
+                                             plane: UnsafeMutablePointer<Lanes>) {
+    let L = Lanes.scalarCount
+    let m = F.m, A = F.alpha
+    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
+    let groups = (nb + L - 1) / L
+    let TL = groups * tps
+    let HW = H * W, Wo = tw * m
     plane.update(repeating: Lanes(), count: th * m * Wo)
     let ldM = K * TL
     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: A * m) { scratch in
@@ -256,12 +305,6 @@ func winogradWeightGrad<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _
                 }
             }
         }
-    }
-
-    // dU[ξ][K, C] (+)= dM[ξ][K, T] @ V[ξ][C, T]ᵀ
-    for xi in 0..<AA {
-        BLAS.sgemm(transB: true, m: K, n: C, k: T, a: dM + xi * K * T, lda: T, b: V + xi * C * T, ldb: T,
-                   beta: accumulate ? 1 : 0, c: dU + xi * K * C, ldc: C)
     }
 }
 
