@@ -90,6 +90,29 @@ public enum WinogradVariant: String, Sendable, CaseIterable {
     }
 }
 
+/// The tiling of samples n0..<n0+nb of H×W maps for F(m×m, 3×3), on `Lanes` of 8 samples:
+/// ⌈H/m⌉×⌈W/m⌉ tiles a map, tiles numbered group of 8 samples by group, then row by row.
+struct WinogradTiling {
+    let m: Int, alpha: Int
+    /// Tile rows and columns of a map, and tiles a map.
+    let th: Int, tw: Int, tps: Int
+    /// Groups of 8 samples, and tiles per lane (Lanes per row of V and M).
+    let groups: Int, TL: Int
+    /// The zero-bordered input plane [Hp, Wp] and the output plane's row of whole tiles.
+    let Hp: Int, Wp: Int, Wo: Int
+
+    init<F: WinogradTile>(_: F.Type, height H: Int, width W: Int, samples nb: Int) {
+        m = F.m; alpha = F.alpha
+        th = (H + m - 1) / m; tw = (W + m - 1) / m; tps = th * tw
+        groups = (nb + Lanes.scalarCount - 1) / Lanes.scalarCount
+        TL = groups * tps
+        Hp = th * m + 2; Wp = tw * m + 2; Wo = tw * m
+    }
+
+    /// GEMM columns: TL Lanes of 8.
+    var T: Int { TL * Lanes.scalarCount }
+}
+
 /// w: [K, C, 3, 3] -> u: [α², K, C] (or the adjoint's [α², C, K]).
 func winogradFilter<F: WinogradTile>(_: F.Type, _ w: UnsafePointer<Float>, _ K: Int, _ C: Int,
                                      _ adjoint: Bool, _ u: UnsafeMutablePointer<Float>) {
@@ -127,18 +150,13 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
                                    _ C: Int, _ K: Int, _ H: Int, _ W: Int,
                                    _ u: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                    _ ws: UnsafeMutablePointer<Float>) {
-    let L = Lanes.scalarCount
-    let m = F.m, A = F.alpha, AA = A * A
-    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
-    let groups = (nb + L - 1) / L
-    let TL = groups * tps            // tiles per lane
-    let T = TL * L                   // GEMM columns (TL Lanes per row of V and M)
-    let Hp = th * m + 2, Wp = tw * m + 2
+    let g = WinogradTiling(F.self, height: H, width: W, samples: nb)
+    let AA = g.alpha * g.alpha, T = g.T, Hp = g.Hp, Wp = g.Wp
     let V = ws
     let M = V + AA * C * T
     let pad = UnsafeMutableRawPointer(M + AA * K * T).assumingMemoryBound(to: Lanes.self)
     let rows = pad + Hp * Wp
-    let plane = rows + A * Wp
+    let plane = rows + g.alpha * Wp
     let VL = UnsafeMutableRawPointer(V).assumingMemoryBound(to: Lanes.self)
     let ML = UnsafeMutableRawPointer(M).assumingMemoryBound(to: Lanes.self)
 
@@ -169,19 +187,17 @@ func winogradOutput<F: WinogradTile>(_: F.Type, M ML: UnsafePointer<Lanes>, _ N:
                                      _ K: Int, _ H: Int, _ W: Int, _ y: UnsafeMutablePointer<Float>,
                                      plane: UnsafeMutablePointer<Lanes>) {
     let L = Lanes.scalarCount
-    let m = F.m, A = F.alpha
-    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
-    let groups = (nb + L - 1) / L
-    let TL = groups * tps
-    let HW = H * W, Wo = tw * m
-    let ldM = K * TL
+    let t = WinogradTiling(F.self, height: H, width: W, samples: nb)
+    let m = t.m, A = t.alpha, th = t.th, tw = t.tw, tps = t.tps, groups = t.groups, Wo = t.Wo
+    let HW = H * W
+    let ldM = K * t.TL
     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: m * A) { scratch in
         let tmp = scratch.baseAddress!   // [m, α]
         for k in 0..<K {
             for g in 0..<groups {
                 for ty in 0..<th {
                     for tx in 0..<tw {
-                        let src = ML + k * TL + g * tps + ty * tw + tx
+                        let src = ML + k * t.TL + g * tps + ty * tw + tx
                         // tmp[m, α] = Aᵀ M_tile (column j of the tile is ξ = i·α + j over i)
                         for j in 0..<A { F.output(src + j * ldM, A * ldM, tmp + j, A) }
                         let dst = plane + ty * m * Wo + tx * m
@@ -204,11 +220,9 @@ func winogradInput<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: I
                                     _ C: Int, _ H: Int, _ W: Int, V VL: UnsafeMutablePointer<Lanes>,
                                     pad: UnsafeMutablePointer<Lanes>, rows: UnsafeMutablePointer<Lanes>) {
     let L = Lanes.scalarCount
-    let m = F.m, A = F.alpha
-    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
-    let groups = (nb + L - 1) / L
-    let TL = groups * tps
-    let Hp = th * m + 2, Wp = tw * m + 2, HW = H * W
+    let t = WinogradTiling(F.self, height: H, width: W, samples: nb)
+    let m = t.m, A = t.alpha, th = t.th, tw = t.tw, tps = t.tps, groups = t.groups, TL = t.TL
+    let Hp = t.Hp, Wp = t.Wp, HW = H * W
     pad.update(repeating: Lanes(), count: Hp * Wp)
     let ldV = C * TL                 // Lanes between the ξ planes of V
     for c in 0..<C {
@@ -242,13 +256,8 @@ func winogradWeightGrad<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _
                                          _ N: Int, _ n0: Int, _ nb: Int, _ C: Int, _ K: Int, _ H: Int, _ W: Int,
                                          _ dU: UnsafeMutablePointer<Float>, _ accumulate: Bool,
                                          _ ws: UnsafeMutablePointer<Float>) {
-    let L = Lanes.scalarCount
-    let m = F.m, A = F.alpha, AA = A * A
-    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
-    let groups = (nb + L - 1) / L
-    let TL = groups * tps
-    let T = TL * L
-    let Hp = th * m + 2, Wp = tw * m + 2
+    let g = WinogradTiling(F.self, height: H, width: W, samples: nb)
+    let AA = g.alpha * g.alpha, T = g.T, Hp = g.Hp, Wp = g.Wp
     let V = ws
     let dM = V + AA * C * T
     let pad = UnsafeMutableRawPointer(dM + AA * K * T).assumingMemoryBound(to: Lanes.self)
@@ -280,13 +289,11 @@ func winogradOutputGradient<F: WinogradTile>(_: F.Type, _ dY: UnsafePointer<Floa
                                              _ K: Int, _ H: Int, _ W: Int, dM ML: UnsafeMutablePointer<Lanes>,
                                              plane: UnsafeMutablePointer<Lanes>) {
     let L = Lanes.scalarCount
-    let m = F.m, A = F.alpha
-    let th = (H + m - 1) / m, tw = (W + m - 1) / m, tps = th * tw
-    let groups = (nb + L - 1) / L
-    let TL = groups * tps
-    let HW = H * W, Wo = tw * m
+    let t = WinogradTiling(F.self, height: H, width: W, samples: nb)
+    let m = t.m, A = t.alpha, th = t.th, tw = t.tw, tps = t.tps, groups = t.groups, Wo = t.Wo
+    let HW = H * W
     plane.update(repeating: Lanes(), count: th * m * Wo)
-    let ldM = K * TL
+    let ldM = K * t.TL
     withUnsafeTemporaryAllocation(of: Lanes.self, capacity: A * m) { scratch in
         let tmp = scratch.baseAddress!   // [α, m]: A applied down the tile's columns
         for k in 0..<K {
@@ -299,7 +306,7 @@ func winogradOutputGradient<F: WinogradTile>(_: F.Type, _ dY: UnsafePointer<Floa
                         // tmp[α, m] = A dY_tile (column by column)
                         for j in 0..<m { F.outputAdjoint(src + j, Wo, tmp + j, m) }
                         // dM[i·α + j][k][tile] = (tmp[i, :] Aᵀ)j
-                        let dst = ML + k * TL + g * tps + ty * tw + tx
+                        let dst = ML + k * t.TL + g * tps + ty * tw + tx
                         for i in 0..<A { F.outputAdjoint(tmp + i * m, 1, dst + i * A * ldM, ldM) }
                     }
                 }
