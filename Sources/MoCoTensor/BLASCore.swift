@@ -6,8 +6,8 @@ import CCPUFeatures
 /// OpenBLAS built with DYNAMIC_ARCH (Debian's) picks its kernels from the CPU's family and model
 /// numbers when the library loads. A CPU newer than the library is not in its table and gets the
 /// baseline kernels: Debian bookworm's OpenBLAS 0.3.21 names a 5th-generation Xeon (Emerald
-/// Rapids, family 6 model 207, AVX-512) "Prescott" and runs SSE3 kernels, 49 GFLOP/s for a
-/// 2048³ sgemm on 2 cores where its SkylakeX kernels reach 174 (docs/performance.md). OpenBLAS's
+/// Rapids, family 6 model 207, AVX-512) "Prescott" and runs SSE3 kernels, 70-74 GFLOP/s for a
+/// 2048³ sgemm on 2 cores where its SkylakeX kernels reach 366-387 (docs/performance.md). OpenBLAS's
 /// documented override is the environment variable OPENBLAS_CORETYPE, read at load time only, so
 /// the `moco` executable sets it and executes itself again before anything else runs
 /// (`moco/BLASCoreSelection.swift`, which also says so once on rank 0's stderr); this type holds
