@@ -127,6 +127,23 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertEqual(c.resumeMismatches(c), [])
     }
 
+    /// `--preset fashion-mnist` is the v2 preset with exactly the flags of the runs behind it
+    /// (docs/results.md): `--moco-t 0.1 --blur-sigma-max 2 --jitter-strength 1 --epochs 16`.
+    func testFashionMNISTPresetIsTheMeasuredRecipe() throws {
+        var v2 = TrainConfig.preset(.mocoV2)
+        v2.moco.temperature = 0.1
+        v2.augment.blurSigmaMax = 2
+        v2.augment.setJitterStrength(1)
+        v2.epochs = 16
+        var recipe = try TrainConfig.preset("fashion-mnist")
+        XCTAssertEqual(recipe.preset, "fashion-mnist")
+        recipe.preset = v2.preset
+        XCTAssertEqual(recipe, v2)
+        XCTAssertEqual(recipe.augment.brightness, 0.8)
+        XCTAssertEqual(recipe.augment.contrast, 0.8)
+        XCTAssertEqual(try TrainConfig.from(json: TrainConfig.preset(.fashionMNIST).jsonString()), TrainConfig.preset(.fashionMNIST))
+    }
+
     func testRoundTripAndPresets() throws {
         var c = TrainConfig.preset(.mocoV1)
         c.moco.symmetric = true; c.engine = EngineConfig(threads: 3, conv: .winograd2); c.schedule = .step(milestones: [3, 7])
