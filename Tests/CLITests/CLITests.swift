@@ -104,7 +104,7 @@ final class CLITests: XCTestCase {
         let r = try moco(["train", "--help"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let help = r.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
-        for values in ["(values: moco-v2, moco-v1, instdisc, moco-v3)", "(values: moco, memory-bank, end-to-end, moco-v3)", "(values: sgd, lars)", "(values: infonce, nce)",
+        for values in ["(values: moco-v2, moco-v1, instdisc, moco-v3, fashion-mnist)", "(values: moco, memory-bank, end-to-end, moco-v3)", "(values: sgd, lars)", "(values: infonce, nce)",
                        "(values: resnet20, resnet20-x2, resnet20-x4, resnet18)", "(values: linear, mlp, mlp-bn)",
                        "(values: backbone, hidden, projection)",
                        "(values: fashion-mnist, mnist, cifar10, synthetic, folder)", "(values: im2col, winograd2, winograd4)",
