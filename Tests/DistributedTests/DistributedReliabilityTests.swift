@@ -177,13 +177,20 @@ extension DistributedTrainingTests {
             XCTAssertEqual(status, 75, log)
             XCTAssertTrue(log.contains("stopped by signal \(sig)"), log)
         }
-        let base = trainRecords(dir)
-        let p = try launch(ranks: nil, args + ["--resume", "auto"], log: out("single.log"))
-        try waitForRecords(dir, base + 1, of: p)
-        let before = Checkpoint.list(in: dir).map(\.path)
+        // Two signals in a row, on a run of its own with steps long enough (batch 128) and
+        // enough of them that it is still inside a step when both arrive: `faultRun`'s last few
+        // millisecond steps can all end between two polls on a fast machine (seen: exit 0).
+        let twice = out("single-twice")
+        let long = ["--data", "synthetic", "--train-subset", "1024", "--batch-size", "128", "--queue-size", "256",
+                    "--knn-every", "0", "--threads", "1", "--log-every", "1", "--seed", "5", "--epochs", "20",
+                    "--save-every", "1", "--out", twice]
+        let p = try launch(ranks: nil, long, log: out("single-twice.log"))
+        try waitForRecords(twice, 1, of: p)
+        let before = Checkpoint.list(in: twice).map(\.path)
         kill(p.processIdentifier, SIGTERM); usleep(20_000); kill(p.processIdentifier, SIGTERM)
         XCTAssertEqual(finish(p, within: 10, "moco train after two signals"), 128 + SIGTERM)
-        XCTAssertEqual(Checkpoint.list(in: dir).map(\.path), before, "two signals must not save")
+        XCTAssertEqual(Checkpoint.list(in: twice).map(\.path), before, "two signals must not save")
+        // The first run finishes from its last save.
         let r = try train(ranks: nil, args + ["--resume", "auto"])
         XCTAssertTrue(r.stdout.contains("done: 3 epochs, 6 steps"), r.stdout)
     }
