@@ -160,12 +160,7 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
     let VL = UnsafeMutableRawPointer(V).assumingMemoryBound(to: Lanes.self)
     let ML = UnsafeMutableRawPointer(M).assumingMemoryBound(to: Lanes.self)
 
-    if F.m == 4 && WinogradAVX2.isAvailable {
-        moco_winograd4_input_avx2(x, N, n0, nb, C, H, W, V, UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self),
-                                  UnsafeMutableRawPointer(rows).assumingMemoryBound(to: Float.self))
-    } else {
-        winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
-    }
+    inputTransform(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
 
     // M[ξ][K, T] = U[ξ][K, C] @ V[ξ][C, T]
     for xi in 0..<AA {
@@ -173,11 +168,45 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
                    c: M + xi * K * T, ldc: T)
     }
 
-    if F.m == 4 && WinogradAVX2.isAvailable {
-        moco_winograd4_output_avx2(M, N, n0, nb, K, H, W, y, UnsafeMutableRawPointer(plane).assumingMemoryBound(to: Float.self))
-    } else {
-        winogradOutput(F.self, M: ML, N, n0, nb, K, H, W, y, plane: plane)
+    outputTransform(F.self, M: ML, N, n0, nb, K, H, W, y, plane: plane)
+}
+
+/// The transforms on the AVX2 kernels of `CWinograd` where they run (F(4×4) on a CPU with AVX2;
+/// the same bits as the Swift functions, `WinogradAVX2Tests`), else the Swift ones below.
+@inline(__always)
+func inputTransform<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: Int, _ n0: Int, _ nb: Int,
+                                     _ C: Int, _ H: Int, _ W: Int, V: UnsafeMutablePointer<Lanes>,
+                                     pad: UnsafeMutablePointer<Lanes>, rows: UnsafeMutablePointer<Lanes>) {
+    guard F.m == 4 && WinogradAVX2.isAvailable else {
+        return winogradInput(F.self, x, N, n0, nb, C, H, W, V: V, pad: pad, rows: rows)
     }
+    moco_winograd4_input_avx2(x, N, n0, nb, C, H, W, floats(V), floats(pad), floats(rows))
+}
+
+@inline(__always)
+func outputTransform<F: WinogradTile>(_: F.Type, M: UnsafeMutablePointer<Lanes>, _ N: Int, _ n0: Int, _ nb: Int,
+                                      _ K: Int, _ H: Int, _ W: Int, _ y: UnsafeMutablePointer<Float>,
+                                      plane: UnsafeMutablePointer<Lanes>) {
+    guard F.m == 4 && WinogradAVX2.isAvailable else {
+        return winogradOutput(F.self, M: M, N, n0, nb, K, H, W, y, plane: plane)
+    }
+    moco_winograd4_output_avx2(floats(M), N, n0, nb, K, H, W, y, floats(plane))
+}
+
+@inline(__always)
+func outputGradientTransform<F: WinogradTile>(_: F.Type, _ dY: UnsafePointer<Float>, _ N: Int, _ n0: Int, _ nb: Int,
+                                              _ K: Int, _ H: Int, _ W: Int, dM: UnsafeMutablePointer<Lanes>,
+                                              plane: UnsafeMutablePointer<Lanes>) {
+    guard F.m == 4 && WinogradAVX2.isAvailable else {
+        return winogradOutputGradient(F.self, dY, N, n0, nb, K, H, W, dM: dM, plane: plane)
+    }
+    moco_winograd4_dy_avx2(dY, N, n0, nb, K, H, W, floats(dM), floats(plane))
+}
+
+/// Lanes as their floats, for the C kernels.
+@inline(__always)
+private func floats(_ p: UnsafeMutablePointer<Lanes>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
 }
 
 /// Output transform of samples n0..<n0+nb: M: [α², K, T] (as Lanes: [α², K, TL]) -> y: [K, N, H, W]
@@ -265,15 +294,9 @@ func winogradWeightGrad<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _
     let VL = UnsafeMutableRawPointer(V).assumingMemoryBound(to: Lanes.self)
     let ML = UnsafeMutableRawPointer(dM).assumingMemoryBound(to: Lanes.self)
 
-    if F.m == 4 && WinogradAVX2.isAvailable {
-        moco_winograd4_input_avx2(x, N, n0, nb, C, H, W, V, UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self),
-                                  UnsafeMutableRawPointer(rows).assumingMemoryBound(to: Float.self))
-        // The dY plane uses the padded plane's space (th·m·tw·m ≤ Hp·Wp Lanes).
-        moco_winograd4_dy_avx2(dY, N, n0, nb, K, H, W, dM, UnsafeMutableRawPointer(pad).assumingMemoryBound(to: Float.self))
-    } else {
-        winogradInput(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
-        winogradOutputGradient(F.self, dY, N, n0, nb, K, H, W, dM: ML, plane: pad)
-    }
+    inputTransform(F.self, x, N, n0, nb, C, H, W, V: VL, pad: pad, rows: rows)
+    // The dY plane uses the padded plane's space (th·m·tw·m ≤ Hp·Wp Lanes).
+    outputGradientTransform(F.self, dY, N, n0, nb, K, H, W, dM: ML, plane: pad)
 
     // dU[ξ][K, C] (+)= dM[ξ][K, T] @ V[ξ][C, T]ᵀ
     for xi in 0..<AA {
