@@ -2,6 +2,8 @@ import Foundation
 import CBLAS
 
 /// Fork-join parallelism for the engine's non-BLAS work, with a fixed partition of the work.
+/// Regions run on the persistent threads of `WorkerPool` (Dispatch's `concurrentPerform` when
+/// another thread holds the pool).
 ///
 /// The number of workers is passed by the caller (a layer has it from its `EngineConfig`); there
 /// is no process-wide setting. Work is always split by `partition(_:parts:)`, which depends only
@@ -24,6 +26,7 @@ public enum Parallel {
         if blas != 1 { openblas_set_num_threads(1) }
         withoutActuallyEscaping(body) { b in
             // The workers only run while this call waits, and each touches its own slice.
+            if WorkerPool.shared?.run(parts, b) == true { return }
             let work = UncheckedSendable(b)
             DispatchQueue.concurrentPerform(iterations: parts) { t in work.value(t) }
         }
