@@ -8,8 +8,8 @@ import CWorkerPool
 /// regions", has the A/B.
 final class WorkerPool: @unchecked Sendable {
     /// How long an idle worker, and a caller waiting for a region's last part, spin before they
-    /// sleep: 1 ms. Shorter spins lost part of the gain on a busy virtual machine (200 µs), longer
-    /// ones gained nothing more (5 ms).
+    /// sleep: 1 ms, longer than the gaps between a step's regions. In a first A/B (3-4 noisy
+    /// rounds) 200 µs gained less and 5 ms no more.
     static let spinNanoseconds = 1_000_000
 
     /// The pool of this process, or nil if it could not be allocated (`Parallel.run` then uses

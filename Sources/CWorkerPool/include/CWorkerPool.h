@@ -27,9 +27,9 @@ int moco_pool_try_begin(moco_pool *pool);
 
 /// Runs fn(context, t) for t in 0..<parts (t = 0 on the calling thread) and returns when all
 /// parts have returned. `spin_ns`: how long the caller, waiting for the last part, and the idle
-/// workers after this region spin before they sleep; 0 sleeps at once. The caller must hold the pool (`moco_pool_try_begin`); it is released
-/// on return. Starts workers up to parts - 1 first; returns -1 (errno set, nothing run) if a
-/// thread cannot be started, else 0.
+/// workers after this region spin before they sleep; 0 sleeps at once. The caller must hold the
+/// pool (`moco_pool_try_begin`); it is released on return. Starts workers up to parts - 1 first;
+/// returns -1 (errno set, nothing run) if a thread cannot be started, else 0.
 int moco_pool_run(moco_pool *pool, long parts, long spin_ns, moco_pool_fn fn, void *context);
 
 /// Releases a claim that was not used by `moco_pool_run`.
