@@ -70,13 +70,13 @@ static void futex_wake(_Atomic int *word, int count) {
     syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }
 
-/// Spins until *word != value for up to spin_ns, and returns 1 if it changed.
-static int spin_while_equal(_Atomic int *word, int value, long spin_ns) {
+/// Spins for up to spin_ns until (*word == value) == until_equal; returns 1 if it got there.
+static int spin_until(_Atomic int *word, int value, int until_equal, long spin_ns) {
     if (spin_ns <= 0) return 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (unsigned round = 1;; round++) {
-        if (atomic_load_explicit(word, memory_order_acquire) != value) return 1;
+        if ((atomic_load_explicit(word, memory_order_acquire) == value) == until_equal) return 1;
         cpu_relax();
         if ((round & 63) == 0 && elapsed_ns(&t0) > spin_ns) return 0;
     }
@@ -86,7 +86,7 @@ static int spin_while_equal(_Atomic int *word, int value, long spin_ns) {
 /// generation are written and read sequentially consistently on both sides, so the caller either
 /// sees the flag and wakes the worker or the worker sees the new generation and does not sleep.)
 static int next_generation(moco_pool *pool, struct worker_slot *slot, int seen) {
-    if (spin_while_equal(&slot->generation, seen, atomic_load_explicit(&pool->spin_ns, memory_order_relaxed)))
+    if (spin_until(&slot->generation, seen, 0, atomic_load_explicit(&pool->spin_ns, memory_order_relaxed)))
         return atomic_load_explicit(&slot->generation, memory_order_acquire);
     for (;;) {
         atomic_store(&slot->sleeping, 1);
@@ -99,17 +99,7 @@ static int next_generation(moco_pool *pool, struct worker_slot *slot, int seen) 
 
 /// Returns when every worker has finished the current region: spins, then sleeps on `pending`.
 static void wait_for_workers(moco_pool *pool) {
-    if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0) return;
-    long spin_ns = atomic_load_explicit(&pool->spin_ns, memory_order_relaxed);
-    if (spin_ns > 0) {
-        struct timespec t0;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        for (unsigned round = 1;; round++) {
-            if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0) return;
-            cpu_relax();
-            if ((round & 63) == 0 && elapsed_ns(&t0) > spin_ns) break;
-        }
-    }
+    if (spin_until(&pool->pending, 0, 1, atomic_load_explicit(&pool->spin_ns, memory_order_relaxed))) return;
     for (;;) {
         atomic_store(&pool->caller_sleeping, 1);
         int pending = atomic_load(&pool->pending);
