@@ -150,6 +150,18 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
                                    _ C: Int, _ K: Int, _ H: Int, _ W: Int,
                                    _ u: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                    _ ws: UnsafeMutablePointer<Float>) {
+    if F.m == 4 && WinogradFused.applies(inChannels: C, outChannels: K, width: W) {
+        return moco_winograd4_fused_avx2(x, N, n0, nb, C, K, H, W, u, y, ws)
+    }
+    winogradConvUnfused(F.self, x, N, n0, nb, C, K, H, W, u, y, ws)
+}
+
+/// `winogradConv` as three passes over the whole chunk: input transform, the α² GEMMs on
+/// OpenBLAS, output transform.
+func winogradConvUnfused<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: Int, _ n0: Int, _ nb: Int,
+                                          _ C: Int, _ K: Int, _ H: Int, _ W: Int,
+                                          _ u: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                          _ ws: UnsafeMutablePointer<Float>) {
     let g = WinogradTiling(F.self, height: H, width: W, samples: nb)
     let AA = g.alpha * g.alpha, T = g.T, Hp = g.Hp, Wp = g.Wp
     let V = ws

@@ -26,4 +26,18 @@ void moco_winograd4_output_avx2(const float *M, long N, long n0, long nb, long K
 void moco_winograd4_dy_avx2(const float *dY, long N, long n0, long nb, long K, long H, long W,
                             float *dM, float *plane);
 
+/// 1 when this CPU and OS run AVX2 and FMA (the fused convolution below may be called), else 0.
+int moco_winograd4_fused_available(void);
+
+/// Floats of the fused convolution's workspace for C input and K output channels on H x W maps.
+long moco_winograd4_fused_workspace(long C, long K, long H, long W);
+
+/// The whole F(4x4, 3x3) convolution of samples n0..<n0+nb, as `winogradConv(WinogradF4.self,
+/// ...)`, fused per group of 8 samples and row of output tiles (CWinogradFused.c):
+/// x: [C, N, H, W], u: [36, K, C] -> y: [K, N, H, W] (written). The transforms give the bits of
+/// the unfused path; the tile GEMMs sum over the C input channels in order with FMA, so they
+/// round as a GEMM kernel does, not necessarily as OpenBLAS's. ws: `moco_winograd4_fused_workspace` floats.
+void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
+                               const float *u, float *y, float *ws);
+
 #endif
