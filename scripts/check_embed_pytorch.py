@@ -4,7 +4,9 @@
 Loads swift-moco weights (a bare encoder from `moco init`, or a MoCo checkpoint's `encoder_q.*`)
 with `safetensors.torch.load_file` into the torchvision-style ResNet of scripts/pytorch_moco_step.py
 (strict `load_state_dict`: every name and shape must match), runs both in eval mode on the same
-random images, and prints the largest differences of `features` and `projection`.
+random images, and prints the largest differences of `features`, `projection` and the grid
+features `grid2`, `grid3`, `grid4` (`--features gridG`: PyTorch's `adaptive_avg_pool2d(map, G)`
+of the last map, flattened).
 
     python scripts/check_embed_pytorch.py WEIGHTS.safetensors [--moco .build/release/moco] [--arch resnet20]
 
@@ -36,14 +38,17 @@ torch.manual_seed(0)
 x = torch.randn(a.n, c, hw, hw)
 feats = {}
 model.fc.register_forward_hook(lambda m, inp, out: feats.__setitem__("f", inp[0].detach()))
+model.avgpool.register_forward_hook(lambda m, inp, out: feats.__setitem__("map", inp[0].detach()))
 with torch.no_grad():
     proj = model(x)
 with tempfile.TemporaryDirectory() as d:
     save_file({"images": x.contiguous()}, f"{d}/x.safetensors")
     subprocess.run([a.moco, "embed", "--weights", a.weights, "--arch", a.arch, "--input", f"{d}/x.safetensors",
-                    "--output", f"{d}/y.safetensors"], check=True, stdout=subprocess.DEVNULL)
+                    "--output", f"{d}/y.safetensors", "--grid", "2", "--grid", "3", "--grid", "4"],
+                   check=True, stdout=subprocess.DEVNULL)
     y = load_file(f"{d}/y.safetensors")
-for name, ref in (("features", feats["f"]), ("projection", proj)):
+grids = [(f"grid{g}", torch.nn.functional.adaptive_avg_pool2d(feats["map"], g).flatten(1)) for g in (2, 3, 4)]
+for name, ref in [("features", feats["f"]), ("projection", proj)] + grids:
     diff = (y[name] - ref).abs().max().item()
     scale = ref.abs().max().item()
     print(f"{name:10s} {list(ref.shape)}: max |swift - torch| = {diff:.3e} (largest |value| {scale:.3e}, relative {diff / scale:.2e})")

@@ -14,11 +14,29 @@ public enum FeatureLayer: String, CaseIterable, Codable, Sendable {
     case hidden
     /// The head's output [N, dim] (before L2 normalisation), as the contrastive loss sees it.
     case projection
+    /// The backbone's last map average-pooled to a 2×2 grid [N, 4d] (`GridAvgPool`): the pooled
+    /// backbone with coarse spatial layout kept (256-d for ResNet-20).
+    case grid2
+    /// The same on a 3×3 grid [N, 9d] (576-d for ResNet-20).
+    case grid3
+    /// The same on a 4×4 grid [N, 16d] (1024-d for ResNet-20).
+    case grid4
+
+    /// The grid side of a grid layer (nil for the others).
+    public var grid: Int? {
+        switch self {
+        case .grid2: 2
+        case .grid3: 3
+        case .grid4: 4
+        default: nil
+        }
+    }
 
     /// The width of this layer in `encoder`, or a message saying why it has none.
     public func width(head: HeadKind, featureDim d: Int, dim: Int) throws -> Int {
         switch self {
         case .backbone: return d
+        case .grid2, .grid3, .grid4: return d * grid! * grid!
         case .projection: return dim
         case .hidden:
             guard head == .mlp else {
@@ -29,5 +47,5 @@ public enum FeatureLayer: String, CaseIterable, Codable, Sendable {
     }
 
     /// Whether the layer needs the head's weights.
-    public var needsHead: Bool { self != .backbone }
+    public var needsHead: Bool { self == .hidden || self == .projection }
 }

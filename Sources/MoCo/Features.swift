@@ -13,6 +13,8 @@ public final class FeatureExtractor {
     /// Width of `layer`.
     public let featureDim: Int
     private let images: FloatBuffer
+    /// Grid-pooled rows of one batch [batch, featureDim] (grid layers only).
+    private let gridRows: FloatBuffer
 
     /// - Parameter hidden: the `mlp-bn` head's hidden width (`MoCoConfig.mlpDim`).
     public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256,
@@ -24,6 +26,10 @@ public final class FeatureExtractor {
         self.batch = batch
         self.layer = layer
         images = FloatBuffer(count: batch * inChannels * height * width)
+        gridRows = FloatBuffer(count: layer.grid == nil ? 0 : batch * featureDim)
+        if let g = layer.grid, g > encoder.lastMapSize.h || g > encoder.lastMapSize.w {
+            throw ConfigError("--features \(layer.rawValue) pools a \(g)x\(g) grid; \(architecture.rawValue)'s last map is \(encoder.lastMapSize.h)x\(encoder.lastMapSize.w) at \(height)x\(width) pixels")
+        }
     }
 
     /// features: [indices.count, d], row i for dataset image indices[i]; L2-normalised if asked.
@@ -36,12 +42,20 @@ public final class FeatureExtractor {
             for j in 0..<nb { normalizedImage(ds, index: indices[start + j], out: images.ptr + j * size) }
             // A partial last batch runs with stale images behind it: eval-mode BN is per sample.
             encoder.forward(images.ptr, training: false, withHead: layer.needsHead)
-            let source = switch layer {
-            case .backbone: encoder.features
-            case .hidden: encoder.headHidden!
-            case .projection: encoder.projection
+            if let g = layer.grid {
+                // The map is planned for `batch` samples; rows past nb are stale and not copied.
+                let (h, w) = encoder.lastMapSize
+                GridAvgPool.forward(encoder.lastMap, channels: encoder.featureDim, batch: batch, height: h, width: w,
+                                    grid: g, gridRows.ptr)
+                (out.ptr + start * d).update(from: gridRows.ptr, count: nb * d)
+            } else {
+                let source = switch layer {
+                case .backbone, .grid2, .grid3, .grid4: encoder.features
+                case .hidden: encoder.headHidden!
+                case .projection: encoder.projection
+                }
+                (out.ptr + start * d).update(from: source, count: nb * d)
             }
-            (out.ptr + start * d).update(from: source, count: nb * d)
             start += nb
         }
         if normalize { l2NormalizeRows(out.ptr, rows: indices.count, dim: d) }

@@ -195,6 +195,10 @@ public final class Encoder {
 
     /// Pooled backbone features [N, d] of the last forward.
     public var features: UnsafeMutablePointer<Float> { pool.y.ptr }
+    /// The backbone's last map [d, N, h, w] (channel-major) of the last forward, before pooling.
+    public var lastMap: UnsafePointer<Float> { UnsafePointer(blocks.last?.y.ptr ?? bn1.y.ptr) }
+    /// Height and width of `lastMap` (7x7 for ResNet-20 on 28-px images).
+    public var lastMapSize: (h: Int, w: Int) { mapSize }
     /// The `mlp` head's hidden activation ReLU(fc.0(features)) [N, d] of the last forward with
     /// the head (nil for the other heads).
     public var headHidden: UnsafeMutablePointer<Float>? { fc0 == nil ? nil : headReLU.y.ptr }

@@ -16,6 +16,7 @@ struct Embed: ParsableCommand {
     @Option(help: "Output safetensors file (features [N, d], projection [N, dim]).") var output: String
     @Option(help: "Images per forward pass.") var batch = 256
     @Option(help: "Engine threads.") var threads: Int?
+    @Option(help: "Also write `gridG` [N, d·G·G]: the last map average-pooled to a GxG grid (as --features gridG; repeatable).") var grid: [Int] = []
 
     func run() throws {
         Runtime.run { _ in
@@ -35,6 +36,12 @@ struct Embed: ParsableCommand {
             let features = FloatBuffer(count: n * d), projection = FloatBuffer(count: n * e.dim)
             let nb = max(1, min(batch, n))
             e.plan(batch: nb, height: h, width: w, backward: false)
+            let (mh, mw) = e.lastMapSize
+            for g in grid where g < 1 || g > mh || g > mw {
+                throw ValidationError("--grid \(g): the last map of \(e.architecture.rawValue) is \(mh)x\(mw) at \(h)x\(w) pixels")
+            }
+            let grids = grid.map { FloatBuffer(count: n * d * $0 * $0) }
+            let gridRows = FloatBuffer(count: nb * d * (grid.max() ?? 0) * (grid.max() ?? 0))
             let chunk = FloatBuffer(count: nb * c * h * w)
             var start = 0
             while start < n {
@@ -43,11 +50,16 @@ struct Embed: ParsableCommand {
                 e.forward(chunk.ptr, training: false)
                 (features.ptr + start * d).update(from: e.features, count: m * d)
                 (projection.ptr + start * e.dim).update(from: e.projection, count: m * e.dim)
+                for (g, out) in zip(grid, grids) {
+                    GridAvgPool.forward(e.lastMap, channels: d, batch: nb, height: mh, width: mw, grid: g, gridRows.ptr)
+                    (out.ptr + start * d * g * g).update(from: gridRows.ptr, count: m * d * g * g)
+                }
                 start += m
             }
             var out = SafeTensorsWriter()
             out.add("features", shape: [n, d], floats: features.array)
             out.add("projection", shape: [n, e.dim], floats: projection.array)
+            for (g, t) in zip(grid, grids) { out.add("grid\(g)", shape: [n, d * g * g], floats: t.array) }
             out.metadata = ["arch": e.architecture.rawValue, "head": e.head.rawValue, "weights": weights, "mode": "eval"]
             try out.write(to: output)
             emit("wrote \(output): features [\(n), \(d)], projection [\(n), \(e.dim)] (\(e.architecture.rawValue), \(e.head.rawValue) head, eval mode)")

@@ -183,6 +183,25 @@ final class CLITests: XCTestCase {
         let fa = try a.floats("projection"), fb = try b.floats("projection")
         XCTAssertLessThan(zip(fa, fb).map { abs($0 - $1) }.max()!, 1e-5)
         XCTAssertGreaterThan(fa.map { abs($0) }.max()!, 0)
+        // Grid features (12 px: a 3x3 last map): a 1x1 grid is the pooled features, a 3x3 grid
+        // the map itself, and both independent of the batch; a grid finer than the map is refused.
+        let y2 = tmp.appendingPathComponent("y2.safetensors").path
+        r = try moco(["embed", "--weights", w, "--input", x, "--output", y2, "--batch", "2", "--grid", "1", "--grid", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let g = try SafeTensorsFile(path: y2)
+        XCTAssertEqual(try g.shape("grid3"), [5, 576])
+        XCTAssertLessThan(zip(try g.floats("grid1"), try a.floats("features")).map { abs($0 - $1) }.max()!, 1e-5)
+        let g3 = try g.floats("grid3"), f = try a.floats("features")
+        // Each channel's 9 cells average to the pooled feature.
+        for n in 0..<5 {
+            for c in 0..<64 {
+                let cells = g3[(n * 64 + c) * 9 ..< (n * 64 + c + 1) * 9]
+                XCTAssertEqual(cells.reduce(0, +) / 9, f[n * 64 + c], accuracy: 1e-5)
+            }
+        }
+        r = try moco(["embed", "--weights", w, "--input", x, "--output", y2 + ".4", "--grid", "4"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--grid 4: the last map of resnet20 is 3x3 at 12x12 pixels"), r.stderr)
         // A 3-channel input for a 1-channel encoder is refused.
         var w3 = SafeTensorsWriter()
         w3.add("images", shape: [1, 3, 8, 8], floats: [Float](repeating: 0, count: 192))

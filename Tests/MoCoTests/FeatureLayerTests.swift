@@ -13,15 +13,37 @@ final class FeatureLayerTests: XCTestCase {
     let ds = Dataset.synthetic(split: .train, count: 12)
 
     /// The encoder's own eval-mode forward of `ds`'s first `n` images.
-    func reference(_ e: Encoder, n: Int) -> (features: [Float], hidden: [Float]?, projection: [Float]) {
+    func reference(_ e: Encoder, n: Int) -> (features: [Float], hidden: [Float]?, projection: [Float], grids: [Int: [Float]]) {
         e.plan(batch: n, height: 28, width: 28, backward: false)
         let x = FloatBuffer(count: n * ds.imageSize)
         for i in 0..<n { normalizedImage(ds, index: i, out: x.ptr + i * ds.imageSize) }
         e.forward(x.ptr, training: false, withHead: true)
         let d = e.featureDim
+        // adaptive_avg_pool2d(map, g).flatten(1) of the last map [d, n, h, w], bins written
+        // out as floor(i·h/g) ..< ceil((i+1)·h/g).
+        let (h, w) = e.lastMapSize
+        XCTAssertEqual(h, 7); XCTAssertEqual(w, 7)
+        var grids: [Int: [Float]] = [:]
+        for g in [2, 3, 4] {
+            var rows = [Float](repeating: 0, count: n * d * g * g)
+            for s in 0..<n {
+                for c in 0..<d {
+                    for i in 0..<g {
+                        for j in 0..<g {
+                            let r0 = Int((Double(i * h) / Double(g)).rounded(.down)), r1 = Int((Double((i + 1) * h) / Double(g)).rounded(.up))
+                            let c0 = Int((Double(j * w) / Double(g)).rounded(.down)), c1 = Int((Double((j + 1) * w) / Double(g)).rounded(.up))
+                            var sum: Double = 0
+                            for r in r0..<r1 { for q in c0..<c1 { sum += Double(e.lastMap[((c * n + s) * h + r) * w + q]) } }
+                            rows[s * d * g * g + (c * g + i) * g + j] = Float(sum / Double((r1 - r0) * (c1 - c0)))
+                        }
+                    }
+                }
+            }
+            grids[g] = rows
+        }
         return (Array(UnsafeBufferPointer(start: e.features, count: n * d)),
                 e.headHidden.map { Array(UnsafeBufferPointer(start: $0, count: n * d)) },
-                Array(UnsafeBufferPointer(start: e.projection, count: n * e.dim)))
+                Array(UnsafeBufferPointer(start: e.projection, count: n * e.dim)), grids)
     }
 
     func normalizedRows(_ x: [Float], dim: Int) -> [Float] {
@@ -58,6 +80,7 @@ final class FeatureLayerTests: XCTestCase {
                 case .backbone: (ref.features, 64)
                 case .hidden: (ref.hidden!, 64)
                 case .projection: (ref.projection, 24)
+                case .grid2, .grid3, .grid4: (ref.grids[layer.grid!]!, 64 * layer.grid! * layer.grid!)
                 }
                 XCTAssertEqual(fx.featureDim, width)
                 let got = fx.features(ds, indices: Array(0..<n), normalize: false).array
@@ -69,6 +92,17 @@ final class FeatureLayerTests: XCTestCase {
                     XCTAssertEqual(a, b, accuracy: 1e-5, "\(head) \(layer) normalised")
                 }
             }
+        }
+    }
+
+    /// A grid finer than the last map is refused with the sizes in the message (ResNet-20 on
+    /// 8-px images ends in a 2x2 map).
+    func testGridLargerThanTheMap() throws {
+        XCTAssertNoThrow(try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 8, width: 8,
+                                              batch: 4, layer: .grid2))
+        XCTAssertThrowsError(try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 8, width: 8,
+                                                  batch: 4, layer: .grid3)) { error in
+            XCTAssertTrue("\(error)".contains("pools a 3x3 grid; resnet20's last map is 2x2 at 8x8 pixels"), "\(error)")
         }
     }
 
