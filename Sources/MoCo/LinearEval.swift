@@ -91,3 +91,45 @@ public enum LinearEval {
         return (accuracy(xtr, trainLabels), accuracy(xte, testLabels))
     }
 }
+
+extension LinearEval {
+    /// The validation accuracy of each weight decay of a grid and the one chosen.
+    public struct WeightDecaySelection: Sendable {
+        /// (weight decay, validation top-1 %) in the grid's order.
+        public var validation: [(weightDecay: Float, top1: Double)]
+        /// The best by validation top-1; the smaller weight decay on a tie.
+        public var chosen: Float
+    }
+
+    /// Chooses the classifier's weight decay without looking at the test set: a seeded random
+    /// `validationFraction` of the training rows is held out, a classifier is trained on the rest
+    /// with each weight decay of `grid` (otherwise `config`), and the one with the best held-out
+    /// top-1 is returned. The caller then trains on all training rows with it.
+    /// trainFeatures: [Ntr, d].
+    public static func selectWeightDecay(_ grid: [Float], trainFeatures: FloatBuffer, trainLabels: [Int32], dim d: Int,
+                                         classes: Int, config: LinearEvalConfig, validationFraction: Double,
+                                         progress: (Float, Double) -> Void = { _, _ in }) -> WeightDecaySelection {
+        precondition(!grid.isEmpty && validationFraction > 0 && validationFraction < 1)
+        let n = trainLabels.count
+        let nval = min(n - 1, max(1, Int((Double(n) * validationFraction).rounded())))
+        var rng = Xoshiro(seed: config.seed, stream: [0x56_414C]) // "VAL"
+        let perm = rng.permutation(n)
+        // rows: [rows.count, d] copied out of trainFeatures in `rows` order.
+        func take(_ rows: ArraySlice<Int>) -> (FloatBuffer, [Int32]) {
+            let f = FloatBuffer(count: rows.count * d)
+            for (i, r) in rows.enumerated() { (f.ptr + i * d).update(from: trainFeatures.ptr + r * d, count: d) }
+            return (f, rows.map { trainLabels[$0] })
+        }
+        let (fitF, fitL) = take(perm[nval...]), (valF, valL) = take(perm[..<nval])
+        var results: [(weightDecay: Float, top1: Double)] = []
+        for wd in grid {
+            var c = config
+            c.weightDecay = wd
+            let r = run(trainFeatures: fitF, trainLabels: fitL, testFeatures: valF, testLabels: valL, dim: d, classes: classes, config: c)
+            results.append((wd, r.test))
+            progress(wd, r.test)
+        }
+        let best = results.max { a, b in a.top1 < b.top1 || (a.top1 == b.top1 && a.weightDecay > b.weightDecay) }!
+        return WeightDecaySelection(validation: results, chosen: best.weightDecay)
+    }
+}

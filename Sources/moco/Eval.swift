@@ -122,6 +122,16 @@ struct Lincls: ParsableCommand {
     @Option(help: "Learning rate.") var lr = 0.1
     @Option(help: "Batch size.") var batchSize = 256
     @Option(help: "Weight decay.") var wd: Float = 0
+    @Option(name: .customLong("wd-grid"), parsing: .upToNextOption,
+            help: "Choose the weight decay among these values on a held-out part of the training set (--val-fraction), then train on all of it; replaces --wd.")
+    var wdGrid: [Float] = []
+    @Option(help: "Fraction of the training images held out to choose --wd-grid's value.") var valFraction = 0.1
+
+    func validate() throws {
+        guard valFraction > 0 && valFraction < 1 else { throw ValidationError("--val-fraction must be between 0 and 1 (exclusive), got \(valFraction)") }
+        if let bad = wdGrid.first(where: { !($0 >= 0 && $0.isFinite) }) { throw ValidationError("--wd-grid: \(bad) is not a weight decay (>= 0)") }
+        guard wd >= 0 && wd.isFinite else { throw ValidationError("--wd must be >= 0, got \(wd)") }
+    }
 
     func run() throws {
         Runtime.run { comm in
@@ -133,11 +143,20 @@ struct Lincls: ParsableCommand {
             var c = LinearEvalConfig()
             c.epochs = epochs; c.lr = lr; c.batchSize = batchSize; c.weightDecay = wd; c.threads = engine.threads
             let classes = max(s.train.numClasses, s.test.numClasses)
+            if !wdGrid.isEmpty {
+                say(comm, "choosing the weight decay on \(Int((Double(s.train.count) * valFraction).rounded())) held-out training images...")
+                let sel = LinearEval.selectWeightDecay(wdGrid, trainFeatures: trainF, trainLabels: s.train.labels, dim: s.dim,
+                                                       classes: classes, config: c, validationFraction: valFraction) { wd, top1 in
+                    say(comm, String(format: "  wd %g: held-out top-1 %.2f%%", wd, top1))
+                }
+                c.weightDecay = sel.chosen
+                say(comm, String(format: "weight decay %g chosen; training on all %d training images", sel.chosen, s.train.count))
+            }
             let r = LinearEval.run(trainFeatures: trainF, trainLabels: s.train.labels, testFeatures: testF, testLabels: s.test.labels,
                                    dim: s.dim, classes: classes, config: c) { epoch, loss in
                 if epoch % 10 == 0 || epoch == epochs { say(comm, String(format: "epoch %d/%d loss %.4f", epoch, epochs, loss)) }
             }
-            say(comm, String(format: "linear top-1 %.2f%% test (%.2f%% train) (%@ on %@)", r.test, r.train, s.label, s.train.name))
+            say(comm, String(format: "linear top-1 %.2f%% test (%.2f%% train, wd %g) (%@ on %@)", r.test, r.train, c.weightDecay, s.label, s.train.name))
         }
     }
 

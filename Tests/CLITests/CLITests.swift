@@ -215,6 +215,25 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("missing") || r.stderr.contains("shape"), r.stderr)
     }
 
+    /// `moco lincls --wd-grid`: the weight decay is chosen on held-out training images, reported,
+    /// and used; a bad --val-fraction or grid value is refused before any work.
+    func testLinclsChoosesWeightDecay() throws {
+        let common = ["lincls", "--random-init", "--data", "synthetic", "--epochs", "2", "--threads", "1"]
+        var r = try moco(common + ["--wd-grid", "0", "0.001", "--val-fraction", "0.2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = r.stdout + r.stderr
+        XCTAssertTrue(out.contains("wd 0: held-out top-1"), out)
+        XCTAssertTrue(out.contains("wd 0.001: held-out top-1"), out)
+        XCTAssertTrue(out.contains("chosen; training on all"), out)
+        XCTAssertTrue(out.contains("linear top-1"), out)
+        r = try moco(common + ["--wd-grid", "0", "--val-fraction", "1.5"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--val-fraction must be between 0 and 1"), r.stderr)
+        r = try moco(common + ["--wd-grid=-1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--wd-grid: -1.0 is not a weight decay"), r.stderr)
+    }
+
     /// A diverging run stops with a clear error and keeps the last good checkpoint.
     func testNonFiniteLossStopsAndKeepsLastCheckpoint() throws {
         let out = tmp.appendingPathComponent("nan").path
