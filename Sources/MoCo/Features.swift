@@ -42,20 +42,19 @@ public final class FeatureExtractor {
             for j in 0..<nb { normalizedImage(ds, index: indices[start + j], out: images.ptr + j * size) }
             // A partial last batch runs with stale images behind it: eval-mode BN is per sample.
             encoder.forward(images.ptr, training: false, withHead: layer.needsHead)
-            if let g = layer.grid {
+            let source: UnsafeMutablePointer<Float>
+            switch layer {
+            case .backbone: source = encoder.features
+            case .hidden: source = encoder.headHidden!
+            case .projection: source = encoder.projection
+            case .grid2, .grid3, .grid4:
                 // The map is planned for `batch` samples; rows past nb are stale and not copied.
                 let (h, w) = encoder.lastMapSize
                 GridAvgPool.forward(encoder.lastMap, channels: encoder.featureDim, batch: batch, height: h, width: w,
-                                    grid: g, gridRows.ptr)
-                (out.ptr + start * d).update(from: gridRows.ptr, count: nb * d)
-            } else {
-                let source = switch layer {
-                case .backbone, .grid2, .grid3, .grid4: encoder.features
-                case .hidden: encoder.headHidden!
-                case .projection: encoder.projection
-                }
-                (out.ptr + start * d).update(from: source, count: nb * d)
+                                    grid: layer.grid!, gridRows.ptr)
+                source = gridRows.ptr
             }
+            (out.ptr + start * d).update(from: source, count: nb * d)
             start += nb
         }
         if normalize { l2NormalizeRows(out.ptr, rows: indices.count, dim: d) }
