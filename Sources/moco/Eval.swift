@@ -19,7 +19,7 @@ struct EvalOptions: ParsableArguments {
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
     @Option(help: "Initial convolution weights of --random-init (as moco train --init).") var `init`: InitScheme = .default
-    @Option(help: "Features: backbone (pooled, default), grid2 / grid3 (the last map pooled to a 2x2 / 3x3 grid), hidden (the mlp head's hidden layer) or projection (the head's output); the last two need the head's weights.") var features: FeatureLayer = .backbone
+    @Option(help: "Features: backbone (pooled, default), grid2 / grid3 / grid4 (the last map pooled to a 2x2 / 3x3 / 4x4 grid), hidden (the mlp head's hidden layer) or projection (the head's output); the last two need the head's weights.") var features: FeatureLayer = .backbone
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
 
     /// The engine settings of an evaluation (threads; the configured or build-default convolution).
