@@ -4,7 +4,9 @@ import XCTest
 /// im2col and col2im against direct index arithmetic.
 final class Im2colTests: XCTestCase {
     /// The geometries exercised: 'same' stride 1 (the shifted-block fast path) with 3x3, 5x5,
-    /// maps smaller than the kernel, 1x1, and the general path (stride 2, no padding).
+    /// maps smaller than the kernel, 1x1; the general path (1x1 stride 2, a valid 3x3); and the
+    /// column-phase path of strides > 1 with k > 1 (ResNet's 28x28 3x3 stride 2, rows of 8-float
+    /// copies with and without a tail, stride 3 with a 5x5 kernel, a 1-pixel-wide map, no padding).
     let geometries: [ConvGeometry] = [
         ConvGeometry(channels: 2, height: 5, width: 4, kernel: 3, stride: 1, padding: 1),
         ConvGeometry(channels: 3, height: 7, width: 7, kernel: 3, stride: 1, padding: 1),
@@ -15,6 +17,12 @@ final class Im2colTests: XCTestCase {
         ConvGeometry(channels: 2, height: 7, width: 6, kernel: 3, stride: 2, padding: 1),
         ConvGeometry(channels: 2, height: 6, width: 6, kernel: 1, stride: 2, padding: 0),
         ConvGeometry(channels: 1, height: 5, width: 5, kernel: 3, stride: 1, padding: 0),
+        ConvGeometry(channels: 2, height: 28, width: 28, kernel: 3, stride: 2, padding: 1),
+        ConvGeometry(channels: 1, height: 9, width: 19, kernel: 3, stride: 2, padding: 0),
+        ConvGeometry(channels: 2, height: 8, width: 33, kernel: 3, stride: 2, padding: 1),
+        ConvGeometry(channels: 2, height: 11, width: 10, kernel: 5, stride: 3, padding: 2),
+        ConvGeometry(channels: 1, height: 2, width: 1, kernel: 3, stride: 2, padding: 1),
+        ConvGeometry(channels: 1, height: 1, width: 1, kernel: 3, stride: 2, padding: 1),
     ]
 
     /// cols[(c*k + i)*k + j, n*Ho*Wo + oh*Wo + ow] = x[c, n0 + n, oh*s - p + i, ow*s - p + j], or 0.
