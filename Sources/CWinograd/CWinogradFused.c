@@ -37,13 +37,17 @@ FMA_INLINE void gemm_##R##x##NC(const float *u, long ldu, const float *v, long l
 TILE_GEMM(4, 3) TILE_GEMM(4, 2) TILE_GEMM(4, 1)
 TILE_GEMM(1, 3) TILE_GEMM(1, 2) TILE_GEMM(1, 1)
 
-// Rows k0 ..< k0+R (R = 4 or 1) over all NB columns (a multiple of 8), 24 at a time.
+// Rows k0 ..< k0+R (R = 4 or 1) over all NB columns (a multiple of 8): blocks of 24 and 16
+// columns, never a block of 8 beside others. A 4x1 block has 4 accumulators, too few to cover
+// the FMA latency (4 cycles on 2 pipes), so 32 columns go as 16 + 16 rather than 24 + 8, and 56
+// as 24 + 16 + 16. Each output is the same sum over c in order whatever the blocking.
 #define ROW_BLOCK(R)                                                                              \
 FMA_INLINE void rows_##R(const float *u, long C, const float *v, long NB, float *o) {           \
-    long n = 0;                                                                                   \
-    for (; n + 24 <= NB; n += 24) gemm_##R##x3(u, C, v + n, NB, C, o + n, NB);                    \
-    if (NB - n == 16) gemm_##R##x2(u, C, v + n, NB, C, o + n, NB);                                \
-    else if (NB - n == 8) gemm_##R##x1(u, C, v + n, NB, C, o + n, NB);                            \
+    long n8 = NB / 8, n = 0;                                                                      \
+    if (n8 == 1) { gemm_##R##x1(u, C, v, NB, C, o, NB); return; }                                 \
+    long twos = n8 % 3 == 0 ? 0 : n8 % 3 == 1 ? 2 : 1;                                            \
+    for (long b = 0; b < (n8 - 2 * twos) / 3; b++, n += 24) gemm_##R##x3(u, C, v + n, NB, C, o + n, NB); \
+    for (long b = 0; b < twos; b++, n += 16) gemm_##R##x2(u, C, v + n, NB, C, o + n, NB);         \
 }
 ROW_BLOCK(4) ROW_BLOCK(1)
 

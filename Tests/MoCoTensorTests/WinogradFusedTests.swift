@@ -10,13 +10,14 @@ import CWinograd
 /// Shapes: maps smaller than, equal to and not a multiple of the tile, so that the first and last
 /// bands of rows are partial; widths that leave 8-wide blocks partial; channel counts that leave
 /// the GEMM's blocks of 4 rows and 24 columns partial; partial groups of 8 samples; sample ranges
-/// inside the batch; a y with other samples' values around it, which must stay untouched.
+/// inside the batch; a y with other samples' values around it, which must stay untouched; rows
+/// of 1, 2, 4, 5, 6, 7 and 13 tiles (the GEMM's column blocks of 24, 16 and 8 in each mix).
 final class WinogradFusedTests: XCTestCase {
     let shapes: [(N: Int, n0: Int, nb: Int, C: Int, K: Int, H: Int, W: Int)] = [
         (1, 0, 1, 1, 1, 1, 1), (3, 1, 2, 4, 3, 5, 6), (9, 0, 9, 8, 8, 7, 7), (20, 3, 14, 5, 7, 9, 4),
         (8, 0, 8, 16, 16, 14, 14), (4, 0, 4, 16, 16, 28, 28), (11, 2, 9, 6, 17, 3, 13),
         (19, 1, 17, 3, 2, 28, 28), (2, 0, 2, 2, 5, 17, 23), (10, 1, 8, 32, 32, 14, 14), (9, 0, 9, 64, 64, 7, 7),
-        (3, 0, 3, 13, 6, 30, 50),
+        (3, 0, 3, 13, 6, 30, 50), (5, 0, 5, 8, 9, 6, 20),
     ]
 
     override func setUpWithError() throws {
