@@ -30,6 +30,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// False when MPI was initialised by someone else; `finalize()` then leaves MPI running.
     private let ownsMPI: Bool
     private(set) var isFinalized = false
+    /// The progress thread's interval in microseconds once `startProgressThread` ran; nil: none.
+    public private(set) var progressInterval: Int?
+    /// A third duplicate, probed by the progress thread; no message is ever sent on it.
+    private var progressComm: MPI_Comm?
+    /// Non-blocking collectives started and not yet known complete; the progress thread polls
+    /// while this is above zero.
+    private var pending = 0
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var shared: MPICommunicator?
@@ -63,6 +70,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var provided: Int32 = 0
         let ownsMPI = initialized == 0
         if ownsMPI {
+            // Open MPI's non-blocking allreduce (coll/libnbc) picks, by default, a binomial
+            // reduce-then-broadcast for in-place buffers (ours) and for fewer than 4 ranks: one
+            // rank receives everything, then sends the sum back, 2·log2(W)·S/BW on the link where
+            // a ring takes 2(W-1)/W·S/BW in both directions at once (on shaped 200 Mb/s links a
+            // 1 MB gradient bucket took 86 ms instead of 43; docs/performance.md, "The model on
+            // shaped links"). Ask for its ring unless the user chose (MCA parameters are read
+            // from the environment at initialisation).
+            setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0)
             // Errors in MPI_Init_thread itself are fatal by default (MPI 3.1 §8.3); the code is
             // checked anyway for implementations that return.
             try checkMPI(MPI_Init_thread(nil, nil, MPIThreadLevel.serialized.mpiValue, &provided),
@@ -103,6 +118,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         defer { Self.lock.unlock() }
         guard !isFinalized else { return }
         isFinalized = true
+        if progressInterval != nil {
+            moco_progress_stop()
+            var p: MPI_Comm? = progressComm
+            _ = MPI_Comm_free(&p)
+        }
         var c: MPI_Comm? = comm
         _ = MPI_Comm_free(&c)
         var w: MPI_Comm? = watchComm
@@ -111,6 +131,55 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func resetStats() { stats = CommStats(worldSize: size) }
+
+    // MARK: - Progress thread
+
+    /// Starts a thread that drives MPI's progress every `intervalMicroseconds` while a
+    /// non-blocking collective (the gradient buckets' allreduces) is pending, so that it moves
+    /// while the backward pass computes. Open MPI advances non-blocking collectives only inside
+    /// MPI calls (its TCP and shared-memory transports have no progress thread of their own);
+    /// without this, a bucket moves only when the training thread tests it between layers.
+    /// Needs MPI_THREAD_SERIALIZED: from here on every MPI call of the process holds one lock.
+    public func startProgressThread(intervalMicroseconds: Int) throws {
+        try ensureActive("startProgressThread")
+        guard progressInterval == nil else { return }
+        guard intervalMicroseconds > 0 else {
+            throw CommError.invalidArgument("startProgressThread", "the interval must be positive (got \(intervalMicroseconds) us)")
+        }
+        guard threadLevel >= .serialized else {
+            throw CommError.unavailable("a progress thread needs MPI_THREAD_SERIALIZED; MPI provides only \(threadLevel)")
+        }
+        var dup: MPI_Comm? = nil
+        try checkMPI(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup")
+        guard let pc = dup else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
+        try checkMPI(MPI_Comm_set_errhandler(pc, moco_errors_return()), "MPI_Comm_set_errhandler")
+        let rc = moco_progress_start(pc, intervalMicroseconds)
+        guard rc == 0 else {
+            var p: MPI_Comm? = pc
+            _ = MPI_Comm_free(&p)
+            throw CommError.unavailable("could not start the MPI progress thread (pthread_create error \(rc))")
+        }
+        progressComm = pc
+        progressInterval = intervalMicroseconds
+    }
+
+    /// MPI_Iprobe calls the progress thread has made (0 without one).
+    public var progressPolls: Int { Int(moco_progress_polls()) }
+
+    /// Runs `body`, which calls MPI, holding the process's MPI lock when a progress thread exists.
+    @inline(__always)
+    func mpi<T>(_ body: () throws -> T) rethrows -> T {
+        guard progressInterval != nil else { return try body() }
+        moco_mpi_lock()
+        defer { moco_mpi_unlock() }
+        return try body()
+    }
+
+    /// A non-blocking collective started (+1) or was found complete (-1).
+    func pendingChanged(by delta: Int) {
+        pending += delta
+        if progressInterval != nil { moco_progress_set_active(pending > 0 ? 1 : 0) }
+    }
 
     // MARK: - Plumbing
 
@@ -128,10 +197,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let t0 = MonotonicClock.now()
         if let w = watchdog {
             var request: MPI_Request? = moco_request_null()
-            try checkMPI(start(&request), call)
+            try checkMPI(mpi { start(&request) }, call)
             try poll(&request, call: "\(call)", watchdog: w)
         } else {
-            try checkMPI(blocking(), call)
+            try checkMPI(mpi { blocking() }, call)
         }
         stats.record(kind, bytes: bytes, seconds: MonotonicClock.now() - t0)
     }
@@ -142,7 +211,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         let deadline = MonotonicClock.now() + w.timeout
         var flag: Int32 = 0
         while true {
-            let code = moco_test(&request, &flag)
+            let code = mpi { moco_test(&request, &flag) }
             if code != moco_success() { throw CommError.mpi(call: "MPI_Test(\(call))", code: code) }
             if flag != 0 { w.progressed(); return }
             if MonotonicClock.now() > deadline { collectiveTimedOut(call, watchdog: w) }
@@ -163,6 +232,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// rank 0 within the window aborts naming rank 0. Only point-to-point calls on a separate
     /// communicator are used, so the pending collective cannot interfere.
     func collectiveTimedOut(_ call: String, watchdog w: Watchdog) -> Never {
+        if progressInterval != nil { moco_progress_stop() }   // only this thread calls MPI from here on
         let what = "\(call) in \(w.activity)"
         let limit = String(format: "%.0f s", w.timeout)
         let tag: Int32 = 7001, ackTag: Int32 = 7002
@@ -244,9 +314,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var request: MPI_Request? = moco_request_null()
         try ensureActive("MPI_Iallreduce")
         let start = MonotonicClock.now()
-        let code = MPI_Iallreduce(moco_in_place(), buf, Int32(count), moco_type_float(), op.mpiOp, comm, &request)
+        let code = mpi { MPI_Iallreduce(moco_in_place(), buf, Int32(count), moco_type_float(), op.mpiOp, comm, &request) }
         stats.record(.iallreduce, bytes: ByteAccounting.allreduce(count: count, elementSize: 4), seconds: MonotonicClock.now() - start)
         try checkMPI(code, "MPI_Iallreduce")
+        pendingChanged(by: 1)
         return MPIRequest(owner: self, kind: .iallreduce, call: "MPI_Iallreduce", handle: request)
     }
 

@@ -29,14 +29,14 @@ final class MPIRequest: CommRequest, @unchecked Sendable {
             defer { handle = h }
             try owner.poll(&h, call: call, watchdog: w)
             owner.recordWait(kind, seconds: MonotonicClock.now() - start)
-            isComplete = true
+            completed()
             return
         }
-        let code = moco_wait(&h)
+        let code = owner.mpi { moco_wait(&h) }
         handle = h
         owner.recordWait(kind, seconds: MonotonicClock.now() - start)
         if code != moco_success() { throw CommError.mpi(call: "MPI_Wait(\(call))", code: code) }
-        isComplete = true
+        completed()
     }
 
     func test() throws -> Bool {
@@ -44,17 +44,23 @@ final class MPIRequest: CommRequest, @unchecked Sendable {
         if owner.isFinalized { throw CommError.unavailable("\(call) request tested after finalize()") }
         var h = handle
         var flag: Int32 = 0
-        let code = moco_test(&h, &flag)
+        let code = owner.mpi { moco_test(&h, &flag) }
         handle = h
         if code != moco_success() { throw CommError.mpi(call: "MPI_Test(\(call))", code: code) }
-        if flag != 0 { isComplete = true }
+        if flag != 0 { completed() }
         return isComplete
+    }
+
+    private func completed() {
+        isComplete = true
+        owner.pendingChanged(by: -1)
     }
 
     deinit {
         if !isComplete && !owner.isFinalized {
             var h = handle
-            _ = moco_wait(&h)
+            _ = owner.mpi { moco_wait(&h) }
+            owner.pendingChanged(by: -1)
         }
     }
 }

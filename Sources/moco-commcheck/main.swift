@@ -7,6 +7,8 @@
 //   moco-commcheck fail-rank R     rank R aborts with "injected failure" while the others wait in
 //                                  a barrier; the whole job must terminate with a non-zero status
 //   moco-commcheck bench [iters] [bytes...]   print the communication bandwidth table
+//   moco-commcheck progress US     start the MPI progress thread (every US microseconds), then run
+//                                  all checks and those of the thread itself
 import Foundation
 import MoCoComm
 import MoCoBench
@@ -21,16 +23,24 @@ let comm: Communicator
 do { comm = try Communicators.make(environment: ProcessInfo.processInfo.environment) } catch { fatal("\(error)") }
 
 switch arguments.first {
-case nil, "check", "inject-fail":
+case nil, "check", "inject-fail", "progress":
     var inject: (name: String, rank: Int)?
     if arguments.first == "inject-fail" {
         guard arguments.count == 3, let r = Int(arguments[2]) else { fatal("usage: moco-commcheck inject-fail NAME R") }
         inject = (arguments[1], r)
     }
-    let checks = allreduceChecks + iallreduceChecks + gatherChecks + broadcastChecks
+    var checks = allreduceChecks + iallreduceChecks + gatherChecks + broadcastChecks
         + agreementChecks + accountingChecks
+    if arguments.first == "progress" {
+        guard arguments.count == 2, let us = Int(arguments[1]), us > 0 else { fatal("usage: moco-commcheck progress US   (US > 0)") }
+        guard let mpi = comm as? MPICommunicator else { fatal("progress needs mpirun (an MPI communicator)") }
+        do { try mpi.startProgressThread(intervalMicroseconds: us) } catch { fatal("progress thread: \(error)") }
+        checks += progressChecks
+    }
     if comm.rank == 0 {
-        let kind = (comm as? MPICommunicator).map { "MPICommunicator, \($0.threadLevel)" } ?? "SingleProcessCommunicator"
+        let kind = (comm as? MPICommunicator).map {
+            "MPICommunicator, \($0.threadLevel)" + ($0.progressInterval.map { ", progress thread every \($0) us" } ?? "")
+        } ?? "SingleProcessCommunicator"
         print("# commcheck on \(comm.size) rank(s) (\(kind))")
     }
     let (passed, failed) = runChecks(checks, on: comm, inject: inject)
@@ -60,5 +70,5 @@ case "bench":
     Communicators.finalize(comm)
 
 default:
-    fatal("unknown mode \(arguments[0]); expected check, inject-fail NAME R, fail-rank R or bench [iterations] [bytes...]")
+    fatal("unknown mode \(arguments[0]); expected check, inject-fail NAME R, fail-rank R, progress US or bench [iterations] [bytes...]")
 }

@@ -57,6 +57,13 @@ enum Runtime {
         w.start()
     }
 
+    /// Starts the MPI progress thread (`--progress-thread US`; 0 = off). On one process there is
+    /// nothing to progress and nothing starts.
+    static func startProgressThread(_ comm: Communicator, microseconds: Int) throws {
+        guard microseconds > 0, let mpi = comm as? MPICommunicator, mpi.size > 1 else { return }
+        try mpi.startProgressThread(intervalMicroseconds: microseconds)
+    }
+
     static func report(_ message: String) {
         FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     }

@@ -75,6 +75,7 @@ struct Train: ParsableCommand {
     @Option(help: "Seconds a collective (or, on one process, a step) may take before the watchdog ends the whole job, naming the step, the operation and the ranks missing from it (0 = no watchdog).") var collectiveTimeout: Double = Train.defaultCollectiveTimeout
     @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
     @Option(help: ArgumentHelp("Write a Chrome trace (Perfetto, chrome://tracing) of each rank's steps, phases, data waits, collectives and gradient-bucket allreduces to FILE (FILE.rankR.json under mpirun; an existing file is not replaced; docs/performance.md, \"Timeline\").", valueName: "file")) var timeline: String?
+    @Option(help: ArgumentHelp("Under mpirun, drive MPI progress from a background thread every US microseconds while gradient allreduces are pending, so they move during the backward pass (Open MPI progresses them only inside MPI calls; docs/performance.md, \"The model on shaped links\"). 0 = off.", valueName: "us")) var progressThread = 0
     @Flag(help: "Print the effective configuration and exit.") var dryRun = false
 
     /// Ten minutes: far above any step or checkpoint of a sane configuration, short next to a
@@ -164,6 +165,9 @@ struct Train: ParsableCommand {
                 guard collectiveTimeout >= 0, collectiveTimeout.isFinite else {
                     throw ValidationError("--collective-timeout must be >= 0 seconds (0 = off), got \(collectiveTimeout)")
                 }
+                guard progressThread >= 0 else {
+                    throw ValidationError("--progress-thread must be >= 0 microseconds (0 = off), got \(progressThread)")
+                }
                 let file = try config.flatMap { path in try fileBytes.map { try TrainConfigFile(bytes: $0, name: path) } }
                 return (try configuration(worldSize: comm.size, file: file), try FaultInjection.fromEnvironment())
             }
@@ -172,6 +176,7 @@ struct Train: ParsableCommand {
             say(comm, "configuration:\n" + c.jsonString())
             if dryRun { try comm.agreeing { try c.validate(worldSize: comm.size) }; return }
             if collectiveTimeout > 0 { Runtime.installWatchdog(comm, timeout: collectiveTimeout) }
+            try comm.agreeing { try Runtime.startProgressThread(comm, microseconds: progressThread) }
             // SIGTERM, SIGINT, SIGUSR1: finish the step, save, exit 75 (a second signal exits at once).
             try comm.agreeing {
                 if moco_signals_install() != 0 { throw ConfigError("cannot install signal handlers: \(String(cString: strerror(errno)))") }

@@ -61,6 +61,23 @@ final class MPICommCheckTests: XCTestCase {
         assertAllChecksPass(try mpirun(4, oversubscribe: true, []))
     }
 
+    /// Every check with the MPI progress thread started (every MPI call behind its lock), and
+    /// the thread's own: idle while nothing is pending, completing a 16 MB allreduce while the
+    /// ranks compute without calling MPI.
+    func testCommCheckWithProgressThreadTwoRanks() throws {
+        let result = try mpirun(2, ["progress", "200"])
+        assertAllChecksPass(result)
+        XCTAssertTrue(result.stdout.contains("progress thread every 200 us"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("ok progress-thread-advances"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("ok progress-thread-idle"), result.stdout)
+    }
+
+    func testCommCheckWithProgressThreadFourRanksOversubscribed() throws {
+        let result = try mpirun(4, oversubscribe: true, ["progress", "500"])
+        assertAllChecksPass(result)
+        XCTAssertTrue(result.stdout.contains("ok progress-thread-advances"), result.stdout)
+    }
+
     func testCheckFailureOnOneRankIsReportedByAllAndExitsOne() throws {
         let result = try mpirun(4, oversubscribe: true, ["inject-fail", "alltoallv-unequal", "2"])
         XCTAssertEqual(result.status, 1, result.stderr)

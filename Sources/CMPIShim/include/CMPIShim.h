@@ -67,4 +67,19 @@ int moco_irecv_bytes(void *buf, int count, int source, int tag, MPI_Comm comm, M
 int moco_iprobe_any(int tag, MPI_Comm comm, int *flag, int *source, int *count);
 /// Blocking MPI_Recv of `count` bytes from `source` (MPI_STATUS_IGNORE), after a probe found them.
 int moco_recv_bytes(void *buf, int count, int source, int tag, MPI_Comm comm);
+/// The progress thread (CMPIShim.c). MPI is initialised with MPI_THREAD_SERIALIZED; while the
+/// thread exists, every MPI call of the process must hold `moco_mpi_lock`. Open MPI advances
+/// non-blocking operations only inside MPI calls; while active, the thread makes such a call (an
+/// MPI_Iprobe on `comm`, a communicator no message is ever sent on) every `interval_us`, so a
+/// gradient allreduce moves while the backward pass computes.
+void moco_mpi_lock(void);
+void moco_mpi_unlock(void);
+/// Starts the thread (inactive). Returns 0 or pthread_create's error.
+int moco_progress_start(MPI_Comm comm, long interval_us);
+/// Active: poll every interval; inactive: sleep.
+void moco_progress_set_active(int active);
+/// Probes made so far (for tests and reports).
+long moco_progress_polls(void);
+/// Stops and joins the thread (before MPI_Finalize).
+void moco_progress_stop(void);
 #endif
