@@ -178,7 +178,11 @@ case "\$host" in
 $cases  *) echo "netns agent: unknown host '\$host' (expected one of ${addrs[*]})" >&2; exit 255 ;;
 esac
 echo "netns agent: \$host -> namespace \$ns" >&2
-exec ip netns exec "\$ns" /bin/sh -c "\$*"
+# Each "host" keeps its Open MPI session directory apart, as separate machines would: the daemons
+# of several namespaces creating theirs in the one shared /tmp at once failed now and then
+# ("mkdir ... /tmp/ompi.HOST.0/jf.N: File exists", orte_init failed).
+mkdir -p "$work/session-\$ns"
+exec ip netns exec "\$ns" env OMPI_MCA_orte_tmpdir_base="$work/session-\$ns" /bin/sh -c "\$*"
 AGENT
 chmod +x "$work/agent.sh"
 

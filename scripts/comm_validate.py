@@ -10,11 +10,14 @@ W = 2, 4, 8 namespace hosts (comm-R-wW.txt) and `moco bench step --json` on the 
      ring allgather and pairwise all-to-all (W-1)alpha + (W-1)/W S/BW);
   2. predicts every collective of the 4- and 8-host runs from that calibration and reports the
      error of each (message sizes >= 64 KiB, where the rate matters, and all sizes);
-  3. predicts each step's communication: the gradient allreduce in buckets of <= 2^18 floats
-     (exposed wait = max(T_ar - T_b, T_ar(last bucket)) with the run's own measured backward
-     time T_b, and T_ar without overlap), the key all-gather and the two shuffle all-to-alls, and
-     the step time = the run's compute (step - measured communication) + the predicted
-     communication;
+  3. predicts each step's communication: the gradient allreduce of the buckets the run reports
+     (`bucket_floats`, each started `bucket_lead_ms` before the end of the backward pass T_b; the
+     link takes them one after another: finish_i = max(start_i, finish_{i-1}) + T_ar(bucket i),
+     exposed wait = max(0, finish_last - T_b)); without those fields, buckets of <= 2^18 floats
+     all available from the start of the backward (wait = max(T_ar - T_b, T_ar(last bucket)));
+     and T_ar without overlap; the key all-gather and the two shuffle all-to-alls; and the step
+     time = the slowest rank's compute (`compute_ms_max`: its step less its time in collectives;
+     older runs: rank 0's step - measured communication) + the predicted communication;
   4. projects weak-scaling efficiency to 16..1024 ranks at that rate with the calibrated alpha
      and BW, the measured per-rank compute and the largest step-time error found in 3 attached.
 
@@ -55,6 +58,15 @@ def calibrate(rows):
     return cal
 
 
+def pipelined_wait(w, floats, starts, t_b, alpha, bw):
+    """Exposed allreduce wait (s) when bucket i (floats[i]) may start at starts[i] (s from the
+    start of the backward pass) and the link carries one bucket at a time."""
+    finish = 0.0
+    for f, s in zip(floats, starts):
+        finish = max(finish, s) + formula("allreduce", w, 4 * f, alpha, bw)
+    return max(0.0, finish - t_b)
+
+
 def step_prediction(bench, cal):
     w = bench["world"]
     ph = bench["phases_ms"]
@@ -62,11 +74,19 @@ def step_prediction(bench, cal):
     by = bench["comm_bytes_per_step"]
     p = int(round(by.get("iallreduce", 0) / 4))
     a_ar, bw_ar = cal["allreduce"]
-    sizes = buckets(p) if p else []
+    t_b = ph["backward"] / 1e3
+    if bench.get("bucket_floats"):
+        sizes = bench["bucket_floats"]
+        starts = [max(0.0, t_b - l / 1e3) for l in bench["bucket_lead_ms"]]
+    else:
+        sizes = buckets(p) if p else []
+        starts = None
     t_ar = sum(formula("allreduce", w, 4 * f, a_ar, bw_ar) for f in sizes)
     t_last = formula("allreduce", w, 4 * sizes[-1], a_ar, bw_ar) if sizes else 0.0
-    t_b = ph["backward"] / 1e3
-    wait_ovl = max(t_ar - t_b, t_last)
+    if starts is not None:
+        wait_ovl = pipelined_wait(w, sizes, starts, t_b, a_ar, bw_ar)
+    else:
+        wait_ovl = max(t_ar - t_b, t_last)
     a_ag, bw_ag = cal["allgather"]
     # The key all-gather: this rank's bytes x W is the result size S of the bench's convention.
     t_ag = formula("allgather", w, by.get("allgather", 0) * w, a_ag, bw_ag)
@@ -78,30 +98,36 @@ def step_prediction(bench, cal):
     meas_wait = ph["allreduce_wait"] / 1e3
     meas_blocking = (ms.get("allgather", 0) + ms.get("alltoallv", 0)) / 1e3
     step = bench["step_ms_median"] / 1e3
-    compute = step - meas_wait - meas_blocking
+    compute = bench["compute_ms_max"] / 1e3 if bench.get("compute_ms_max") else step - meas_wait - meas_blocking
     pred_step = compute + wait_ovl + t_ag + t_a2a
     pred_step_no = compute + t_ar + t_ag + t_a2a
     return {"W": w, "params": p, "buckets": len(sizes), "t_b": t_b, "t_ar": t_ar, "t_last": t_last,
             "wait_ovl": wait_ovl, "meas_wait": meas_wait, "t_ag_a2a": t_ag + t_a2a, "meas_ag_a2a": meas_blocking,
             "step": step, "pred_step": pred_step, "pred_step_no": pred_step_no, "compute": compute,
-            "n": bench["batch"] // w}
+            "n": bench["batch"] // w, "sizes": sizes,
+            "start_fracs": [x / t_b for x in starts] if starts is not None and t_b > 0 else None,
+            "progress_us": bench.get("progress_thread_us", 0)}
 
 
-def projection(cal, compute_s, t_b_frac, p, n, d, s_floats, ranks):
-    """Weak-scaling efficiency at each W with the calibrated link (overlapped allreduce)."""
+def projection(cal, compute_s, t_b_frac, p, n, d, s_floats, ranks, sizes=None, start_fracs=None):
+    """Weak-scaling efficiency at each W with the calibrated link (overlapped allreduce; with
+    the measured buckets and their start times as fractions of the backward pass, pipelined)."""
     a_ar, bw_ar = cal["allreduce"]
     a_ag, bw_ag = cal["allgather"]
     a_a2a, bw_a2a = cal["alltoallv"]
     out = []
     for w in ranks:
-        sizes = buckets(p)
-        t_ar = sum(formula("allreduce", w, 4 * f, a_ar, bw_ar) for f in sizes)
-        t_last = formula("allreduce", w, 4 * sizes[-1], a_ar, bw_ar)
         t_b = t_b_frac * compute_s
+        if start_fracs is not None:
+            wait = pipelined_wait(w, sizes, [f * t_b for f in start_fracs], t_b, a_ar, bw_ar)
+        else:
+            bs = buckets(p)
+            t_ar = sum(formula("allreduce", w, 4 * f, a_ar, bw_ar) for f in bs)
+            wait = max(t_ar - t_b, formula("allreduce", w, 4 * bs[-1], a_ar, bw_ar))
         t_ag = formula("allgather", w, 4 * n * d * w, a_ag, bw_ag)
         peers = (w - 1) * (1 - (1 - 1 / w) ** n)
         t_a2a = 2 * peers * a_a2a + n * (w - 1) / w * 4 * (s_floats + d) / bw_a2a
-        comm = max(t_ar - t_b, t_last) + t_ag + t_a2a
+        comm = wait + t_ag + t_a2a
         out.append((w, compute_s / (compute_s + comm), comm))
     return out
 
@@ -173,7 +199,9 @@ def main():
                     continue
                 steps.append(step_prediction(b, cal))
         if steps:
-            md.append("Training steps (`bench step`, per-rank batch n, ResNet-20 + MLP head), measured against predicted:\n")
+            pt = steps[0]["progress_us"]
+            md.append("Training steps (`bench step`, per-rank batch n, ResNet-20 + MLP head, "
+                      + (f"progress thread every {pt} us" if pt else "no progress thread") + "), measured against predicted:\n")
             md.append("| W | n | backward ms | allreduce wait ms, measured | predicted (overlap / none) | all-gather + all-to-all ms, measured / predicted | step ms, measured | predicted (overlap) | error | predicted (no overlap) | error |")
             md.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for r in steps:
@@ -196,7 +224,8 @@ def main():
             # Projection: the 2-host run's compute per step (least oversubscribed) and backward share.
             base = min(steps, key=lambda r: r["W"])
             ranks = [16, 32, 64, 128, 256, 512, 1024]
-            proj = projection(cal, base["compute"], base["t_b"] / base["compute"], base["params"], base["n"], 128, 784, ranks)
+            proj = projection(cal, base["compute"], base["t_b"] / base["compute"], base["params"], base["n"], 128, 784, ranks,
+                              base["sizes"], base["start_fracs"])
             proj_all[rate] = proj
             err = worst_step.get(rate, 0)
             md.append(f"Projection at {rate} per rank (weak scaling, n = {base['n']}, compute {base['compute'] * 1e3:.0f} ms per "

@@ -11,7 +11,8 @@
 #
 # Environment: MOCO (default .build/release/moco), OUT (default runs/shaped-links), RATES, HOSTS,
 # ITER (bench comm iterations, default 3), STEPS (bench step steps, default 4), BATCH (per rank, 32),
-# TUNE_EAGER (1: TCP eager limit 4 MiB, the default; 0: Open MPI's 64 KiB).
+# TUNE_EAGER (1: TCP eager limit 4 MiB, the default; 0: Open MPI's 64 KiB), PROGRESS (bench step's
+# --progress-thread in microseconds, default 0 = off; give it its own OUT).
 # Needs root, iproute2 (ip, tc); more hosts than cores are oversubscribed (compute slows, the
 # model takes each run's own measured backward time).
 set -euo pipefail
@@ -20,7 +21,7 @@ MOCO=${MOCO:-.build/release/moco}
 OUT=${OUT:-runs/shaped-links}
 RATES=${RATES:-200mbit 1gbit}
 HOSTS=${HOSTS:-2 4 8}
-ITER=${ITER:-3} STEPS=${STEPS:-4} BATCH=${BATCH:-32}
+ITER=${ITER:-3} STEPS=${STEPS:-4} BATCH=${BATCH:-32} PROGRESS=${PROGRESS:-0}
 [ -x "$MOCO" ] || { echo "shaped_links.sh: no $MOCO (swift build -c release --product moco)" >&2; exit 1; }
 mkdir -p "$OUT"
 # Ring allreduce (4) and allgather (4), pairwise all-to-all(v) (2): the model's formulas. TCP's
@@ -42,7 +43,7 @@ for rate in $RATES; do
     if [ ! -s "$OUT/step-$tag.json" ]; then
       echo "== bench step, $w hosts, $rate" >&2
       bash launch/netns-cluster.sh -b "$MOCO" -n "$w" --rate "$rate" -m 'bench step' -- --batch-size $((BATCH * w)) \
-        --warmup 1 --steps "$STEPS" --threads 1 --json > "$OUT/step-$tag.tmp" 2> "$OUT/step-$tag.log"
+        --warmup 1 --steps "$STEPS" --threads 1 --progress-thread "$PROGRESS" --json > "$OUT/step-$tag.tmp" 2> "$OUT/step-$tag.log"
       grep '^{' "$OUT/step-$tag.tmp" > "$OUT/step-$tag.json"; rm -f "$OUT/step-$tag.tmp"
     fi
   done

@@ -119,7 +119,7 @@ public final class EndToEndMethod: ContrastiveMethod {
         // 6. SGD
         optimizer.step(lr: input.lr)
         clock.lap(\.optimizer)
-        return StepResult(loss: r.loss, acc1: r.acc1, timings: clock.timings)
+        return StepResult(loss: r.loss, acc1: r.acc1, timings: clock.timings, buckets: buckets.lastStarts)
     }
 
     /// crops: [n, C, H, W] -> keysOwned: [n, D] in sample order, through the key path (shuffled

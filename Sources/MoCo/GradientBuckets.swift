@@ -19,6 +19,11 @@ final class GradientBuckets {
     /// Gradients from this offset to `count` have been handed to an allreduce.
     private var pendingEnd = 0
     private var startError: Error?
+    /// The last step's buckets in the order they started: their floats, and how long before the
+    /// end of the backward pass (the call of `finish`) each started, in seconds. What a model of
+    /// the overlap needs (scripts/comm_validate.py): bucket i can move from then on.
+    public private(set) var lastStarts: [BucketStart] = []
+    private var startTimes: [Double] = []
 
     /// grads: [count], the gradient buffer of the trained parameters.
     init(comm: Communicator, grads: UnsafeMutablePointer<Float>, count: Int, bucketFloats: Int) {
@@ -28,6 +33,8 @@ final class GradientBuckets {
     /// Before a backward pass: nothing is final yet.
     func begin() {
         requests.removeAll(keepingCapacity: true)
+        startTimes.removeAll(keepingCapacity: true)
+        lastStarts.removeAll(keepingCapacity: true)
         pendingEnd = count
         startError = nil
     }
@@ -38,15 +45,27 @@ final class GradientBuckets {
         // Give MPI a chance to progress the buckets already started (there is no progress thread).
         for r in requests where !r.isComplete { _ = try? r.test() }
         guard startError == nil, pendingEnd - offset >= bucketFloats || offset == 0 else { return }
-        do { requests.append(try comm.iallreduce(grads + offset, count: pendingEnd - offset, op: .sum)) }
-        catch { startError = error }
+        do {
+            requests.append(try comm.iallreduce(grads + offset, count: pendingEnd - offset, op: .sum))
+            startTimes.append(MonotonicClock.now())
+            lastStarts.append(BucketStart(floats: pendingEnd - offset, lead: 0))
+        } catch { startError = error }
         pendingEnd = offset
     }
 
     /// Waits for every bucket and averages: grads ← (1/W) Σ_r grads_r.
     func finish() throws {
+        let end = MonotonicClock.now()
+        for i in lastStarts.indices { lastStarts[i].lead = end - startTimes[i] }
         if let startError { throw startError }
         for r in requests { try r.wait() }
         if comm.size > 1 { BLAS.scal(n: count, alpha: 1 / Float(comm.size), x: grads) }
     }
+}
+
+/// One gradient bucket of a step: its size, and how long before the end of the backward pass
+/// its allreduce started (seconds).
+public struct BucketStart: Sendable, Equatable {
+    public var floats: Int
+    public var lead: Double
 }

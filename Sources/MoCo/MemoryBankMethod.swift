@@ -111,7 +111,7 @@ public final class MemoryBankMethod: ContrastiveMethod, StoredEntries {
         // 6. SGD
         optimizer.step(lr: input.lr)
         clock.lap(\.optimizer)
-        return StepResult(loss: r.loss, acc1: r.acc1, timings: clock.timings)
+        return StepResult(loss: r.loss, acc1: r.acc1, timings: clock.timings, buckets: buckets.lastStarts)
     }
 
     /// InfoNCE (cross-entropy with the positive at 0) or NCE over `logits`, into `dLogits`;

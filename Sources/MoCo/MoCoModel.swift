@@ -9,6 +9,8 @@ public struct StepResult: Sendable {
     public var loss: Double
     public var acc1: Double
     public var timings: StepTimings
+    /// The gradient buckets' allreduces in the order they started (none on one rank).
+    public var buckets: [BucketStart] = []
 }
 
 /// MoCo (He et al. 2020) on one rank: a query encoder trained by SGD, a momentum key encoder,
@@ -149,7 +151,7 @@ public final class MoCoModel: ContrastiveMethod {
         // 7. SGD on the query encoder
         optimizer.step(lr: lr)
         clock.lap(\.optimizer)
-        return StepResult(loss: loss, acc1: acc, timings: clock.timings)
+        return StepResult(loss: loss, acc1: acc, timings: clock.timings, buckets: buckets.lastStarts)
     }
 
     public func step(_ input: StepInput) throws -> StepResult {

@@ -99,7 +99,7 @@ public final class MoCoV3Method: ContrastiveMethod {
         clock.lap(\.allreduceWait)
         optimizer.step(lr: input.lr)
         clock.lap(\.optimizer)
-        return StepResult(loss: l1 + l2, acc1: (a1 + a2) / 2, timings: clock.timings)
+        return StepResult(loss: l1 + l2, acc1: (a1 + a2) / 2, timings: clock.timings, buckets: buckets.lastStarts)
     }
 
     /// crops: [n, C, H, W] -> keys: [n, D] (key encoder, batch statistics), gathered: [W·n, D]

@@ -51,6 +51,16 @@ public enum StepBench {
         public var conv_dw: String
         /// OpenBLAS's kernel set (`BLASCore.current`), e.g. "SkylakeX".
         public var blas_core: String
+        /// The gradient buckets in the order their allreduces started (this rank; none on one
+        /// rank): floats, and the median over the measured steps of how many milliseconds
+        /// before the end of the backward pass each started (`GradientBuckets.lastStarts`).
+        public var bucket_floats: [Int] = []
+        public var bucket_lead_ms: [Double] = []
+        /// The slowest rank's computation per step: its median step time less its time in the
+        /// allreduce wait and in blocking collectives (which include waiting for slower peers).
+        public var compute_ms_max: Double = 0
+        /// `--progress-thread` in microseconds (0: none).
+        public var progress_thread_us: Int = 0
     }
 
     /// - Parameter timeline: where each step and its phases are recorded (`--timeline`), if anywhere.
@@ -69,6 +79,8 @@ public enum StepBench {
         for i in 0..<imQ.count { imQ.ptr[i] = rng.normal(); imK.ptr[i] = rng.normal() }
         var times: [Double] = []
         var phases = StepTimings()
+        var leads: [[Double]] = []   // per measured step, per bucket
+        var bucketFloats: [Int] = []
         for s in 0..<(c.warmup + c.steps) {
             var prng = Xoshiro(seed: 7, stream: [UInt64(s)])
             let perm = prng.permutation(c.batchSize)
@@ -82,7 +94,11 @@ public enum StepBench {
             let dt = watch.elapsed
             timeline?.span(s < c.warmup ? "warm-up step \(s + 1)" : "step \(s + 1 - c.warmup)", category: "step", lane: .steps,
                            start: t0, end: t0 + dt)
-            if s >= c.warmup { times.append(dt); phases = phases + r.timings }
+            if s >= c.warmup {
+                times.append(dt); phases = phases + r.timings
+                bucketFloats = r.buckets.map(\.floats)
+                leads.append(r.buckets.map(\.lead))
+            }
         }
         let stats = comm.stats   // the measured steps' collectives only
         // Peak memory of the step itself, read before the sgemm peak probe below allocates its
@@ -115,6 +131,10 @@ public enum StepBench {
             commMS[kind.rawValue] = e.seconds * 1e3 / Double(c.steps)
         }
         let rss = try comm.allreduce(stepPeakRSS, op: .max)
+        let blocking: [CollectiveKind] = [.allreduce, .allgather, .allgatherv, .reduceScatter, .alltoallv, .broadcast]
+        let inComm = (phases.allreduceWait + blocking.reduce(0) { $0 + stats[$1].seconds }) / Double(c.steps)
+        let compute = try comm.allreduce(median(times) - inComm, op: .max)
+        let leadMS = bucketFloats.indices.map { i in median(leads.compactMap { i < $0.count ? $0[i] : nil }) * 1e3 }
         return Result(mechanism: c.moco.mechanism.rawValue, arch: c.moco.architecture.rawValue, batch: c.batchSize, world: W, threads: c.engine.threads,
                       images_per_s: ips, step_ms_median: step * 1e3, gflops: gflops,
                       forward_mflop_per_image: flopsPerImage / 1e6, sgemm_peak_gflops: peak,
@@ -122,6 +142,7 @@ public enum StepBench {
                       fraction_of_fma_peak: fma > 0 ? gflops / fma : 0, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,
                       comm_ms_per_step: commMS,
                       conv: c.engine.conv.rawValue, conv_dw: c.engine.weightGrad.rawValue,
-                      blas_core: BLASCore.current)
+                      blas_core: BLASCore.current, bucket_floats: bucketFloats, bucket_lead_ms: leadMS,
+                      compute_ms_max: compute * 1e3, progress_thread_us: (((comm as? TracingCommunicator)?.inner ?? comm) as? MPICommunicator)?.progressInterval ?? 0)
     }
 }

@@ -67,6 +67,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Queue size K.") var queueSize = 4096
         @Option(help: "Engine threads per rank.") var threads: Int?
         @Option(help: "BatchNorm splits per rank.") var bnSplits = 1
+        @Option(help: "Floats per gradient-allreduce bucket (started during the backward pass as soon as that many more gradients are final).") var bucketFloats = MoCoConfig().bucketFloats
         @Option(help: "Warm-up steps.") var warmup = 2
         @Option(help: "Measured steps.") var steps = 10
         @Flag(help: "Symmetric loss.") var symmetric = false
@@ -74,9 +75,14 @@ struct Bench: ParsableCommand {
         @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
         @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
         @Option(help: ArgumentHelp("Write a Chrome trace of each rank's steps, phases and collectives to FILE (FILE.rankR.json under mpirun; an existing file is not replaced).", valueName: "file")) var timeline: String?
+        @Option(help: ArgumentHelp("Under mpirun, drive MPI progress from a background thread every US microseconds while gradient allreduces are pending, so they move during the backward pass (Open MPI progresses them only inside MPI calls; docs/performance.md, \"The model on shaped links\"). 0 = off.", valueName: "us")) var progressThread = 0
 
         func run() throws {
             Runtime.run { comm in
+                guard progressThread >= 0 else {
+                    throw ValidationError("--progress-thread must be >= 0 microseconds (0 = off), got \(progressThread)")
+                }
+                try comm.agreeing { try Runtime.startProgressThread(comm, microseconds: progressThread) }
                 var c = StepBench.Config()
                 c.engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW)
                 // A preset's step; moco-v3 alone means its preset's (mlp-bn projector, predictor, LARS).
@@ -86,6 +92,8 @@ struct Bench: ParsableCommand {
                 c.moco.architecture = arch
                 if arch == .resnet18 { c.channels = 3; c.height = 32; c.width = 32 }
                 c.batchSize = batchSize; c.moco.queueSize = queueSize; c.moco.bnSplits = bnSplits
+                guard bucketFloats > 0 else { throw ValidationError("--bucket-floats must be positive, got \(bucketFloats)") }
+                c.moco.bucketFloats = bucketFloats
                 c.warmup = warmup; c.steps = steps; c.moco.symmetric = symmetric
                 c.moco.mechanism = mechanism; c.datasetCount = bankSize
                 if let loss { c.moco.loss = loss }

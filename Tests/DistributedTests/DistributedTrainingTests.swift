@@ -218,6 +218,45 @@ final class DistributedTrainingTests: XCTestCase {
         try compareWithOneProcess(ranks: 4)
     }
 
+    /// `--progress-thread` only changes when MPI moves the gradient buckets, never what they sum:
+    /// two ranks train to the same bits with and without it. `bench step --json` then reports
+    /// the buckets (covering every trained parameter once, the first started before the
+    /// backward pass ended), the slowest rank's compute and the interval.
+    func testProgressThreadKeepsTheRunBitwiseAndBenchReportsBuckets() throws {
+        let args = Self.exact + ["--epochs", "1"]
+        _ = try train(ranks: 2, args + ["--out", out("plain")])
+        _ = try train(ranks: 2, args + ["--out", out("progress"), "--progress-thread", "200"])
+        let a = try load(out("plain") + "/checkpoint_0001.safetensors"), b = try load(out("progress") + "/checkpoint_0001.safetensors")
+        XCTAssertEqual(Set(a.tensors.keys), Set(b.tensors.keys))
+        for (name, x) in a.tensors {
+            XCTAssertEqual(x.map(\.bitPattern), b.tensors[name]?.map(\.bitPattern), "\(name) differs with --progress-thread")
+        }
+        let bad = try train(ranks: 2, args + ["--out", out("bad"), "--progress-thread=-5"], expectSuccess: false)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--progress-thread must be >= 0"), bad.stderr)
+
+        guard let mpirun = findOnPath("mpirun") else { throw XCTSkip("mpirun is not installed") }
+        let exe = try executable()
+        let r = try runProcess(mpirun, ["-np", "2", "--oversubscribe", "--bind-to", "none", exe.path, "bench", "step",
+                                        "--batch-size", "16", "--queue-size", "64", "--warmup", "1", "--steps", "2",
+                                        "--threads", "1", "--bucket-floats", "65536", "--progress-thread", "300", "--json"],
+                               environment: mpiEnvironment, timeout: Self.timeout)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("{") }, r.stdout)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let floats = try XCTUnwrap(json["bucket_floats"] as? [Int]), leads = try XCTUnwrap(json["bucket_lead_ms"] as? [Double])
+        let params = try XCTUnwrap((json["comm_bytes_per_step"] as? [String: Double])?["iallreduce"]) / 4
+        XCTAssertEqual(Double(floats.reduce(0, +)), params, "the buckets cover the gradient once: \(floats)")
+        XCTAssertGreaterThan(floats.count, 2, "64 Ki-float buckets of ResNet-20's ~0.28 M gradients: \(floats)")
+        XCTAssertEqual(floats.count, leads.count)
+        XCTAssertTrue(leads.allSatisfy { $0 >= 0 }, "\(leads)")
+        XCTAssertGreaterThan(leads[0], 0, "the first bucket starts before the backward pass ends")
+        XCTAssertEqual(leads, leads.sorted(by: >), "later buckets start later: \(leads)")
+        XCTAssertEqual(json["progress_thread_us"] as? Int, 300)
+        let compute = try XCTUnwrap(json["compute_ms_max"] as? Double), step = try XCTUnwrap(json["step_ms_median"] as? Double)
+        XCTAssertGreaterThan(compute, 0); XCTAssertLessThanOrEqual(compute, step)
+    }
+
     /// `--timeline` under mpirun: one trace per rank (pid = rank), the gradient buckets'
     /// non-blocking allreduces on lanes of their own, the first started before the backward
     /// pass ends (the overlap a user looks for), every step's buckets covering the same bytes on
