@@ -20,9 +20,14 @@ extension DistributedTrainingTests {
     /// machine of 2 December 2026 (OpenBLAS's Cooperlake kernels) one of them differed by
     /// 2.45e-3 at step 4 (2.8649 vs 2.8579), against the 1e-3 that held on the AVX2 machines
     /// before: the same chaos at the rounding level as `runTolerance` describes, with other GEMM
-    /// kernels. 5e-3 keeps a 2x margin; the one-step comparison above (`stepTolerance` 1e-4 on
-    /// every tensor) is what would catch a semantic difference.
-    static let mechanismRunTolerance = 5e-3
+    /// kernels. Since the gradient buckets use Open MPI's ring allreduce (7 December 2026), whose
+    /// partial sums meet in another order than its binomial tree's, one differs by 5.5e-3 at step
+    /// 4 on the Zen 3 machine (2.8713 vs 2.8555; 2.45e-3 again with
+    /// OMPI_MCA_coll_libnbc_iallreduce_algorithm=2): the order of a sum of 4 ranks' gradients,
+    /// amplified by 4 steps of BatchNorm over 4 samples. 1e-2 keeps a 2x margin; the one-step
+    /// comparison above (`stepTolerance` 1e-4 on every tensor; measured 7e-6 with the ring) is
+    /// what catches a semantic difference.
+    static let mechanismRunTolerance = 1e-2
 
     func testMechanismsOnTwoAndFourRanksMatchOneProcess() throws {
         for m in Self.mechanisms {
