@@ -8,8 +8,10 @@ import MoCoComm
 /// without blocking while the backward continues. `finish` waits for every bucket and divides
 /// by the number of ranks: g ← (1/W) Σ_r g_r.
 ///
-/// Buckets only decide when each part is sent; every gradient is summed across ranks by the
-/// same collective, so the result does not depend on them.
+/// Buckets decide when each part is sent, and with a ring allreduce (MPICommunicator asks Open
+/// MPI for one) the order in which an element's W terms are added, which depends on the
+/// element's position in its bucket: a given bucket size and world size give the same bits on
+/// every run; another bucket size changes the sum only in rounding.
 final class GradientBuckets {
     let comm: Communicator
     let grads: UnsafeMutablePointer<Float>

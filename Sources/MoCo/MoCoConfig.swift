@@ -45,7 +45,9 @@ public struct MoCoConfig: Codable, Equatable, Sendable {
     public var sgdMomentum: Float = 0.9
     public var weightDecay: Float = 5e-4
     /// Floats per gradient-allreduce bucket, started during the backward pass (`GradientBuckets`).
-    /// Does not change results: each gradient is summed across ranks alike whatever the buckets.
+    /// Changes results only in rounding: every gradient is the sum of the ranks' gradients, but a
+    /// ring allreduce adds the W terms of an element starting at a rank that depends on the
+    /// element's position in its bucket.
     public var bucketFloats = 1 << 18
 
     public init() {}
