@@ -171,6 +171,15 @@ public final class Conv2d {
             let u = filterArea
             v.transformFilter(w, outChannels: K, inChannels: inChannels, adjoint: false, into: u)
             let C = inChannels, H = g.height, W = g.width, wc = winogradChunk
+            if v == .f4x4 && WinogradFused.applies(inChannels: C, outChannels: K, width: W) {
+                // Fused: groups of 8 samples handed out as workers become free (each group's
+                // outputs are the same bits whichever worker computes them).
+                Parallel.dynamic(T, items: (N + 7) / 8) { t, group in
+                    v.conv3x3(x, batch: N, first: group * 8, count: min(8, N - group * 8), inChannels: C, outChannels: K,
+                              height: H, width: W, filter: u, output: yp, workspace: ws + t * slice)
+                }
+                return
+            }
             Parallel.run(T) { t in
                 let range = Parallel.partition(N, parts: T, t)
                 var n0 = range.lowerBound
@@ -228,6 +237,9 @@ public final class Conv2d {
         let wT = filterArea
         let ag = adjointGeometry
         let dXp = needDX ? dX.ptr : ws   // unused when !needDX
+        // dX by the fused Winograd kernel: its own region after the weight gradient's, with
+        // groups of 8 samples handed out dynamically (as in `forward`).
+        let dynamicDX = wino == .f4x4 && WinogradFused.applies(inChannels: K, outChannels: C, width: g.width)
         if let v = wino {
             // u: [α², C, K], the Winograd filter of the flipped, transposed kernel.
             v.transformFilter(w, outChannels: K, inChannels: C, adjoint: true, into: wT)
@@ -279,7 +291,7 @@ public final class Conv2d {
                 n0 += nb
             }
             if first { dWt.update(repeating: 0, count: K * rows) }
-            if let v = wino {
+            if let v = wino, !dynamicDX {
                 // dX = the stride-1 'same' convolution of dY with the flipped, transposed kernel.
                 n0 = range.lowerBound
                 while n0 < range.upperBound {
@@ -288,6 +300,12 @@ public final class Conv2d {
                               height: g.height, width: g.width, filter: wT, output: dXp, workspace: cols)
                     n0 += nb
                 }
+            }
+        }
+        if let v = wino, dynamicDX {
+            Parallel.dynamic(T, items: (N + 7) / 8) { t, group in
+                v.conv3x3(dY, batch: N, first: group * 8, count: min(8, N - group * 8), inChannels: K, outChannels: C,
+                          height: g.height, width: g.width, filter: wT, output: dXp, workspace: ws + t * slice)
             }
         }
         // Partial weight gradients, added in worker order.

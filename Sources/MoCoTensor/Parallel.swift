@@ -1,5 +1,6 @@
 import Foundation
 import CBLAS
+import Synchronization
 
 /// Fork-join parallelism for the engine's non-BLAS work, with a fixed partition of the work.
 /// Regions run on the persistent threads of `WorkerPool` (Dispatch's `concurrentPerform` when
@@ -31,6 +32,25 @@ public enum Parallel {
             DispatchQueue.concurrentPerform(iterations: parts) { t in work.value(t) }
         }
         if blas != 1 { openblas_set_num_threads(Int32(blas)) }
+    }
+
+    /// Calls `body(worker, item)` once for every item in 0..<items, handing the items out one at
+    /// a time, in order, to up to `parts` workers as each becomes free. Only for items whose
+    /// results do not depend on which worker computes them or in what order (e.g. the outputs of
+    /// one group of samples of a convolution): then the result is the same bits as a fixed
+    /// partition's, and on a shared machine a worker that loses its core for a while no longer
+    /// holds the whole region back.
+    public static func dynamic(_ parts: Int, items: Int, _ body: (_ worker: Int, _ item: Int) -> Void) {
+        let workers = max(1, min(parts, items))
+        if workers == 1 || inRegion { for i in 0..<items { body(0, i) }; return }
+        let next = Atomic<Int>(0)
+        run(workers) { t in
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if i >= items { return }
+                body(t, i)
+            }
+        }
     }
 
     /// The `t`-th of `parts` contiguous, nearly equal ranges of 0..<n.

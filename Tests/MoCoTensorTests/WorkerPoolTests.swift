@@ -134,4 +134,31 @@ final class WorkerPoolTests: XCTestCase {
 private final class Box<T>: @unchecked Sendable {
     var value: T
     init(_ value: T) { self.value = value }
+
+    /// `Parallel.dynamic` hands every item out exactly once, to valid workers, with fewer items
+    /// than workers and with none; a worker held up (here: worker 0 sleeps on its first item)
+    /// leaves the remaining items to the others.
+    func testDynamicRunsEveryItemOnce() {
+        for (parts, items) in [(2, 37), (3, 5), (4, 2), (2, 0), (1, 9)] {
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(items, 1))
+            let owners = UnsafeMutablePointer<Int>.allocate(capacity: max(items, 1))
+            counts.initialize(repeating: 0, count: max(items, 1))
+            defer { counts.deallocate(); owners.deallocate() }
+            Parallel.dynamic(parts, items: items) { t, i in counts[i] += 1; owners[i] = t }
+            for i in 0..<items {
+                XCTAssertEqual(counts[i], 1, "item \(i) of \(items), \(parts) parts")
+                XCTAssertTrue((0..<parts).contains(owners[i]), "worker \(owners[i])")
+            }
+        }
+        let items = 40
+        let owners = UnsafeMutablePointer<Int>.allocate(capacity: items)
+        defer { owners.deallocate() }
+        var slept = false
+        Parallel.dynamic(2, items: items) { t, i in
+            if t == 0 && !slept { slept = true; usleep(200_000) }
+            owners[i] = t
+        }
+        let byOne = (0..<items).filter { owners[$0] == 1 }.count
+        XCTAssertGreaterThan(byOne, items / 2, "the free worker took over the held-up one's share: \(byOne) of \(items)")
+    }
 }
