@@ -128,13 +128,6 @@ final class WorkerPoolTests: XCTestCase {
             XCTAssertEqual(sums(parts), serial, "parts \(parts)")
         }
     }
-}
-
-/// A value written by one thread and read by another after a semaphore or a join.
-private final class Box<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
-
     /// `Parallel.dynamic` hands every item out exactly once, to valid workers, with fewer items
     /// than workers and with none; a worker held up (here: worker 0 sleeps on its first item)
     /// leaves the remaining items to the others.
@@ -161,4 +154,11 @@ private final class Box<T>: @unchecked Sendable {
         let byOne = (0..<items).filter { owners[$0] == 1 }.count
         XCTAssertGreaterThan(byOne, items / 2, "the free worker took over the held-up one's share: \(byOne) of \(items)")
     }
+
+}
+
+/// A value written by one thread and read by another after a semaphore or a join.
+private final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }
