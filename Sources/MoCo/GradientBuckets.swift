@@ -44,7 +44,8 @@ final class GradientBuckets {
     /// The gradients from `offset` to the end are final (the encoder's `onGradientsReady`).
     func ready(from offset: Int) {
         guard comm.size > 1 else { return }
-        // Give MPI a chance to progress the buckets already started (there is no progress thread).
+        // Give MPI a chance to progress the buckets already started (without --progress-thread
+        // the only chance they get during the backward pass).
         for r in requests where !r.isComplete { _ = try? r.test() }
         guard startError == nil, pendingEnd - offset >= bucketFloats || offset == 0 else { return }
         do {

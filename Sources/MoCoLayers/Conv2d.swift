@@ -149,6 +149,19 @@ public final class Conv2d {
         workspace.ptr + plannedWorkers * sliceFloats + (plannedWorkers - 1) * partialFloats
     }
 
+    /// The fused Winograd convolution of the whole batch, x: [inChannels, N, H, W] with the
+    /// transformed filter u -> y: [outChannels, N, H, W], in groups of 8 samples handed to the
+    /// workers as they become free: each group's outputs are the same bits whichever worker
+    /// computes them (every lane of the kernel is one sample). Forward, and dX with the adjoint filter.
+    private func fusedGroups(_ v: WinogradVariant, _ x: UnsafePointer<Float>, inChannels: Int, outChannels: Int,
+                             filter u: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>) {
+        let N = batch, H = geometry.height, W = geometry.width, ws = workspace.ptr, slice = sliceFloats
+        Parallel.dynamic(plannedWorkers, items: (N + 7) / 8) { t, group in
+            v.conv3x3(x, batch: N, first: group * 8, count: min(8, N - group * 8), inChannels: inChannels,
+                      outChannels: outChannels, height: H, width: W, filter: u, output: y, workspace: ws + t * slice)
+        }
+    }
+
     /// Floats of one worker's partial weight gradient, K·C·k·k rounded up to 16.
     private var partialFloats: Int { (outChannels * geometry.rows + 15) & ~15 }
 
@@ -171,13 +184,8 @@ public final class Conv2d {
             let u = filterArea
             v.transformFilter(w, outChannels: K, inChannels: inChannels, adjoint: false, into: u)
             let C = inChannels, H = g.height, W = g.width, wc = winogradChunk
-            if v == .f4x4 && WinogradFused.applies(inChannels: C, outChannels: K, width: W) {
-                // Fused: groups of 8 samples handed out as workers become free (each group's
-                // outputs are the same bits whichever worker computes them).
-                Parallel.dynamic(T, items: (N + 7) / 8) { t, group in
-                    v.conv3x3(x, batch: N, first: group * 8, count: min(8, N - group * 8), inChannels: C, outChannels: K,
-                              height: H, width: W, filter: u, output: yp, workspace: ws + t * slice)
-                }
+            if v.runsFused(inChannels: C, outChannels: K, width: W) {
+                fusedGroups(v, x, inChannels: C, outChannels: K, filter: u, output: yp)
                 return
             }
             Parallel.run(T) { t in
@@ -239,7 +247,7 @@ public final class Conv2d {
         let dXp = needDX ? dX.ptr : ws   // unused when !needDX
         // dX by the fused Winograd kernel: its own region after the weight gradient's, with
         // groups of 8 samples handed out dynamically (as in `forward`).
-        let dynamicDX = wino == .f4x4 && WinogradFused.applies(inChannels: K, outChannels: C, width: g.width)
+        let dynamicDX = wino?.runsFused(inChannels: K, outChannels: C, width: g.width) ?? false
         if let v = wino {
             // u: [α², C, K], the Winograd filter of the flipped, transposed kernel.
             v.transformFilter(w, outChannels: K, inChannels: C, adjoint: true, into: wT)
@@ -302,12 +310,7 @@ public final class Conv2d {
                 }
             }
         }
-        if let v = wino, dynamicDX {
-            Parallel.dynamic(T, items: (N + 7) / 8) { t, group in
-                v.conv3x3(dY, batch: N, first: group * 8, count: min(8, N - group * 8), inChannels: K, outChannels: C,
-                          height: g.height, width: g.width, filter: wT, output: dXp, workspace: ws + t * slice)
-            }
-        }
+        if let v = wino, dynamicDX { fusedGroups(v, dY, inChannels: K, outChannels: C, filter: wT, output: dXp) }
         // Partial weight gradients, added in worker order.
         for t in 1..<max(1, T) { BLAS.axpy(n: K * rows, alpha: 1, x: partials + (t - 1) * wCount, y: dW) }
     }

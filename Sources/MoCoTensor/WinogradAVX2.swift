@@ -23,3 +23,10 @@ public enum WinogradFused {
         isAvailable && K * C <= (C + K) * 8 * ((W + 3) / 4)
     }
 }
+
+extension WinogradVariant {
+    /// Whether `conv3x3` of this variant runs the fused kernel for these channels and width.
+    public func runsFused(inChannels C: Int, outChannels K: Int, width W: Int) -> Bool {
+        self == .f4x4 && WinogradFused.applies(inChannels: C, outChannels: K, width: W)
+    }
+}
