@@ -92,14 +92,8 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
         let world = moco_comm_world()
         try checkMPI(MPI_Comm_set_errhandler(world, moco_errors_return()), "MPI_Comm_set_errhandler")
-        var dup: MPI_Comm? = nil
-        try checkMPI(MPI_Comm_dup(world, &dup), "MPI_Comm_dup")
-        guard let comm = dup else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
-        try checkMPI(MPI_Comm_set_errhandler(comm, moco_errors_return()), "MPI_Comm_set_errhandler")
-        var dup2: MPI_Comm? = nil
-        try checkMPI(MPI_Comm_dup(world, &dup2), "MPI_Comm_dup")
-        guard let watchComm = dup2 else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
-        try checkMPI(MPI_Comm_set_errhandler(watchComm, moco_errors_return()), "MPI_Comm_set_errhandler")
+        let comm = try duplicate(world)
+        let watchComm = try duplicate(world)
 
         var rank: Int32 = 0, size: Int32 = 0
         try checkMPI(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank")
@@ -109,6 +103,15 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
                                        threadLevel: level, ownsMPI: ownsMPI)
         shared = instance
         return instance
+    }
+
+    /// A duplicate of `c` (MPI_Comm_dup, MPI 3.1 §6.4.2) that returns its errors (MPI_ERRORS_RETURN).
+    private static func duplicate(_ c: MPI_Comm?) throws -> MPI_Comm {
+        var dup: MPI_Comm? = nil
+        try checkMPI(MPI_Comm_dup(c, &dup), "MPI_Comm_dup")
+        guard let d = dup else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
+        try checkMPI(MPI_Comm_set_errhandler(d, moco_errors_return()), "MPI_Comm_set_errhandler")
+        return d
     }
 
     /// Frees the duplicated communicator and calls MPI_Finalize (MPI 3.1 §8.7), which is itself
@@ -149,10 +152,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         guard threadLevel >= .serialized else {
             throw CommError.unavailable("a progress thread needs MPI_THREAD_SERIALIZED; MPI provides only \(threadLevel)")
         }
-        var dup: MPI_Comm? = nil
-        try checkMPI(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup")
-        guard let pc = dup else { throw CommError.unavailable("MPI_Comm_dup returned no communicator") }
-        try checkMPI(MPI_Comm_set_errhandler(pc, moco_errors_return()), "MPI_Comm_set_errhandler")
+        let pc = try Self.duplicate(comm)
         let rc = moco_progress_start(pc, intervalMicroseconds)
         guard rc == 0 else {
             var p: MPI_Comm? = pc

@@ -75,13 +75,10 @@ struct Bench: ParsableCommand {
         @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
         @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
         @Option(help: ArgumentHelp("Write a Chrome trace of each rank's steps, phases and collectives to FILE (FILE.rankR.json under mpirun; an existing file is not replaced).", valueName: "file")) var timeline: String?
-        @Option(help: ArgumentHelp("Under mpirun, drive MPI progress from a background thread every US microseconds while gradient allreduces are pending, so they move during the backward pass (Open MPI progresses them only inside MPI calls; docs/performance.md, \"The model on shaped links\"). 0 = off.", valueName: "us")) var progressThread = 0
+        @Option(help: Runtime.progressThreadHelp) var progressThread = 0
 
         func run() throws {
             Runtime.run { comm in
-                guard progressThread >= 0 else {
-                    throw ValidationError("--progress-thread must be >= 0 microseconds (0 = off), got \(progressThread)")
-                }
                 try comm.agreeing { try Runtime.startProgressThread(comm, microseconds: progressThread) }
                 var c = StepBench.Config()
                 c.engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW)

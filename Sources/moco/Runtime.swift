@@ -57,9 +57,21 @@ enum Runtime {
         w.start()
     }
 
-    /// Starts the MPI progress thread (`--progress-thread US`; 0 = off). On one process there is
-    /// nothing to progress and nothing starts.
+    /// `--progress-thread` must not be negative.
+    static func validateProgressThread(_ microseconds: Int) throws {
+        guard microseconds >= 0 else {
+            throw ValidationError("--progress-thread must be >= 0 microseconds (0 = off), got \(microseconds)")
+        }
+    }
+
+    /// `--progress-thread US` of `moco train` and `moco bench step`.
+    static let progressThreadHelp = ArgumentHelp("Under mpirun, drive MPI progress from a background thread every US microseconds while gradient allreduces are pending, so they move during the backward pass (Open MPI progresses them only inside MPI calls; docs/performance.md, \"The model on shaped links\"). 0 = off.", valueName: "us")
+
+    /// Starts the MPI progress thread (`--progress-thread US`; 0 = off; negative: an error). On
+    /// one process there is nothing to progress and nothing starts. Call it inside
+    /// `comm.agreeing`, so every rank stops on a bad value together.
     static func startProgressThread(_ comm: Communicator, microseconds: Int) throws {
+        try validateProgressThread(microseconds)
         guard microseconds > 0, let mpi = comm as? MPICommunicator, mpi.size > 1 else { return }
         try mpi.startProgressThread(intervalMicroseconds: microseconds)
     }

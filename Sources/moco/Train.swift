@@ -75,7 +75,7 @@ struct Train: ParsableCommand {
     @Option(help: "Seconds a collective (or, on one process, a step) may take before the watchdog ends the whole job, naming the step, the operation and the ranks missing from it (0 = no watchdog).") var collectiveTimeout: Double = Train.defaultCollectiveTimeout
     @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
     @Option(help: ArgumentHelp("Write a Chrome trace (Perfetto, chrome://tracing) of each rank's steps, phases, data waits, collectives and gradient-bucket allreduces to FILE (FILE.rankR.json under mpirun; an existing file is not replaced; docs/performance.md, \"Timeline\").", valueName: "file")) var timeline: String?
-    @Option(help: ArgumentHelp("Under mpirun, drive MPI progress from a background thread every US microseconds while gradient allreduces are pending, so they move during the backward pass (Open MPI progresses them only inside MPI calls; docs/performance.md, \"The model on shaped links\"). 0 = off.", valueName: "us")) var progressThread = 0
+    @Option(help: Runtime.progressThreadHelp) var progressThread = 0
     @Flag(help: "Print the effective configuration and exit.") var dryRun = false
 
     /// Ten minutes: far above any step or checkpoint of a sane configuration, short next to a
@@ -165,9 +165,7 @@ struct Train: ParsableCommand {
                 guard collectiveTimeout >= 0, collectiveTimeout.isFinite else {
                     throw ValidationError("--collective-timeout must be >= 0 seconds (0 = off), got \(collectiveTimeout)")
                 }
-                guard progressThread >= 0 else {
-                    throw ValidationError("--progress-thread must be >= 0 microseconds (0 = off), got \(progressThread)")
-                }
+                try Runtime.validateProgressThread(progressThread)
                 let file = try config.flatMap { path in try fileBytes.map { try TrainConfigFile(bytes: $0, name: path) } }
                 return (try configuration(worldSize: comm.size, file: file), try FaultInjection.fromEnvironment())
             }
