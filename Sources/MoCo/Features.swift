@@ -13,22 +13,32 @@ public final class FeatureExtractor {
     /// Width of `layer`.
     public let featureDim: Int
     private let images: FloatBuffer
-    /// Grid-pooled rows of one batch [batch, featureDim] (grid layers only).
+    /// Grid-pooled rows of one batch [batch, featureDim] (pooled layers other than `backbone`).
     private let gridRows: FloatBuffer
+    /// The block whose output a pooled layer reads (the last block for the last stage).
+    private let block: Int
+    /// Channels of that block's output.
+    private let blockWidth: Int
 
     /// - Parameter hidden: the `mlp-bn` head's hidden width (`MoCoConfig.mlpDim`).
     public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256,
                 engine: EngineConfig = EngineConfig(), hidden: Int? = nil, layer: FeatureLayer = .backbone) throws {
-        featureDim = try layer.width(head: head, featureDim: architecture.featureDim, dim: dim)
+        featureDim = try layer.width(architecture: architecture, head: head, dim: dim)
         encoder = Encoder(architecture: architecture, head: head, inChannels: inChannels, dim: dim, trainable: false,
                           engine: engine, hidden: hidden)
         encoder.plan(batch: batch, height: height, width: width, backward: false)
         self.batch = batch
         self.layer = layer
         images = FloatBuffer(count: batch * inChannels * height * width)
-        gridRows = FloatBuffer(count: layer.grid == nil ? 0 : batch * featureDim)
-        if let g = layer.grid, g > encoder.lastMapSize.h || g > encoder.lastMapSize.w {
-            throw ConfigError("--features \(layer.rawValue) pools a \(g)x\(g) grid; \(architecture.rawValue)'s last map is \(encoder.lastMapSize.h)x\(encoder.lastMapSize.w) at \(height)x\(width) pixels")
+        let usesGrid = layer.kind == .pooled && layer != .backbone
+        gridRows = FloatBuffer(count: usesGrid ? batch * featureDim : 0)
+        let stage = layer.kind == .pooled ? try layer.stageIndex(stages: architecture.stages.count) : architecture.stages.count - 1
+        block = encoder.lastBlock(ofStage: stage)
+        blockWidth = architecture.stages[stage].width
+        let (h, w) = encoder.blockMapSizes[block]
+        if let g = layer.grid, g > h || g > w {
+            let which = layer.stage == nil ? "last map" : "stage \(stage + 1)'s map"
+            throw ConfigError("--features \(layer) pools a \(g)x\(g) grid; \(architecture.rawValue)'s \(which) is \(h)x\(w) at \(height)x\(width) pixels")
         }
     }
 
@@ -41,18 +51,25 @@ public final class FeatureExtractor {
             let nb = min(batch, indices.count - start)
             for j in 0..<nb { normalizedImage(ds, index: indices[start + j], out: images.ptr + j * size) }
             // A partial last batch runs with stale images behind it: eval-mode BN is per sample.
-            encoder.forward(images.ptr, training: false, withHead: layer.needsHead)
             let source: UnsafeMutablePointer<Float>
-            switch layer {
-            case .backbone: source = encoder.features
-            case .hidden: source = encoder.headHidden!
-            case .projection: source = encoder.projection
-            case .grid2, .grid3, .grid4:
-                // The map is planned for `batch` samples; rows past nb are stale and not copied.
-                let (h, w) = encoder.lastMapSize
-                GridAvgPool.forward(encoder.lastMap, channels: encoder.featureDim, batch: batch, height: h, width: w,
-                                    grid: layer.grid!, gridRows.ptr)
+            switch layer.kind {
+            case .pooled where layer == .backbone:
+                encoder.forward(images.ptr, training: false, withHead: false)
+                source = encoder.features
+            case .pooled:
+                // Only the blocks up to the one read; its map is planned for `batch` samples,
+                // and rows past nb are stale and not copied.
+                encoder.forward(images.ptr, training: false, withHead: false, throughBlock: block)
+                let (h, w) = encoder.blockMapSizes[block]
+                GridAvgPool.forward(encoder.blocks[block].y.ptr, channels: blockWidth, batch: batch, height: h, width: w,
+                                    grid: layer.grid ?? 1, gridRows.ptr)
                 source = gridRows.ptr
+            case .hidden:
+                encoder.forward(images.ptr, training: false, withHead: true)
+                source = encoder.headHidden!
+            case .projection:
+                encoder.forward(images.ptr, training: false, withHead: true)
+                source = encoder.projection
             }
             (out.ptr + start * d).update(from: source, count: nb * d)
             start += nb

@@ -173,7 +173,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try need(warmupEpochs >= 0, "--warmup-epochs must be non-negative")
         try need(knnEvery >= 0 && knnK > 0 && knnT > 0, "--knn-every must be >= 0, --knn-k and --knn-t positive")
         try need((knnBank ?? 1) > 0 && (knnTest ?? 1) > 0, "--knn-bank and --knn-test must be positive")
-        _ = try (knnFeatures ?? .backbone).width(head: m.head, featureDim: m.architecture.featureDim, dim: m.dim)
+        _ = try (knnFeatures ?? .backbone).width(architecture: m.architecture, head: m.head, dim: m.dim)
         try need(logEvery > 0, "--log-every must be positive")
         try need(saveEvery >= 0, "--save-every must be >= 0")
         try need(trainSubset >= 0, "--train-subset must be >= 0")

@@ -507,4 +507,12 @@ extension Dataset {
                 pixels: Array(pixels[0..<(n * imageSize)]), labels: Array(labels[0..<n]),
                 numClasses: numClasses, mean: mean, std: std)
     }
+
+    /// The last `n` images (a held-out part of a training set, with `prefix(count - n)` as the rest).
+    public func suffix(_ n: Int) -> Dataset {
+        let first = count - n
+        return Dataset(name: name + "[\(first):]", channels: channels, height: height, width: width,
+                       pixels: Array(pixels[(first * imageSize)...]), labels: Array(labels[first...]),
+                       numClasses: numClasses, mean: mean, std: std)
+    }
 }

@@ -43,6 +43,8 @@ public final class Encoder {
     private var plannedBackward = false
     private var input = FloatBuffer(count: 0)
     private var mapSize = (h: 0, w: 0)
+    /// Height and width of each block's output map, as planned.
+    public private(set) var blockMapSizes: [(h: Int, w: Int)] = []
     private var gradientSlots: [FloatBuffer] = []
     private var activationSlots: [FloatBuffer] = []
     /// Whether `activationSlots` are another encoder's scratch (see `plan(borrowing:)`).
@@ -174,6 +176,7 @@ public final class Encoder {
         bn1.plan(batch: n, spatial: ch * cw, backward: backward, output: backward ? nil : conv1.y,
                  gradient: backward ? gradientSlots[2] : nil)
         var current = 0   // activation slot holding the block input (forward only)
+        var sizes: [(h: Int, w: Int)] = []
         for (i, b) in blocks.enumerated() {
             let slots = backward ? BasicBlock.GradientSlots(output: gradientSlots[i % 2], scratch: Array(gradientSlots[2...]))
                                  : nil
@@ -182,7 +185,9 @@ public final class Encoder {
             let acts = backward ? nil : free.map { activationSlots[$0] }
             (ch, cw) = b.plan(batch: n, height: ch, width: cw, backward: backward, slots: slots, activations: acts)
             if !backward { current = free[1] }
+            sizes.append((ch, cw))
         }
+        blockMapSizes = sizes
         pool.plan(channels: featureDim, batch: n, spatial: ch * cw, backward: backward)
         fc?.plan(batch: n, backward: backward)
         fc0?.plan(batch: n, backward: backward)
@@ -199,6 +204,10 @@ public final class Encoder {
     public var lastMap: UnsafePointer<Float> { UnsafePointer(blocks.last?.y.ptr ?? bn1.y.ptr) }
     /// Height and width of `lastMap` (7x7 for ResNet-20 on 28-px images).
     public var lastMapSize: (h: Int, w: Int) { mapSize }
+    /// Index into `blocks` of the last block of stage `s` (0-based).
+    public func lastBlock(ofStage s: Int) -> Int {
+        architecture.stages.prefix(s + 1).reduce(0) { $0 + $1.blocks } - 1
+    }
     /// The `mlp` head's hidden activation ReLU(fc.0(features)) [N, d] of the last forward with
     /// the head (nil for the other heads).
     public var headHidden: UnsafeMutablePointer<Float>? { fc0 == nil ? nil : headReLU.y.ptr }
@@ -207,16 +216,19 @@ public final class Encoder {
         predictor?.y ?? projector?.y ?? (fc ?? fc2!).y.ptr
     }
 
-    /// images: [N, C, H, W] -> features [N, d], projection [N, dim]
-    public func forward(_ images: UnsafePointer<Float>, training: Bool, withHead: Bool = true) {
+    /// images: [N, C, H, W] -> features [N, d], projection [N, dim]; with `throughBlock: i`, only
+    /// the stem and blocks 0...i, whose last output `blocks[i].y` [width, N, h, w] is then
+    /// intact (`blockMapSizes[i]`): no pooling, no head.
+    public func forward(_ images: UnsafePointer<Float>, training: Bool, withHead: Bool = true, throughBlock: Int? = nil) {
         let hw = height * width
         nchwToCnhw(images, n: batch, c: inChannels, hw: hw, input.ptr)
         conv1.forward(input.ptr)
         bn1.forward(conv1.y.ptr, training: training)
         var x = UnsafePointer(bn1.y.ptr)
-        for b in blocks {
+        for (i, b) in blocks.enumerated() {
             b.forward(x, training: training)
             x = UnsafePointer(b.y.ptr)
+            if i == throughBlock { return }
         }
         pool.forward(x)
         guard withHead else { return }

@@ -19,7 +19,7 @@ struct EvalOptions: ParsableArguments {
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
     @Option(help: "Initial convolution weights of --random-init (as moco train --init).") var `init`: InitScheme = .default
-    @Option(help: "Features: backbone (pooled, default), grid2 / grid3 / grid4 (the last map pooled to a 2x2 / 3x3 / 4x4 grid), hidden (the mlp head's hidden layer) or projection (the head's output); the last two need the head's weights.") var features: FeatureLayer = .backbone
+    @Option(help: "Features: backbone (pooled, default), gridG (the last map pooled to a GxG grid, e.g. grid4), stageS or stageS-gridG (the output of stage S pooled, e.g. stage2-grid4), hidden (the mlp head's hidden layer) or projection (the head's output); the last two need the head's weights.") var features: FeatureLayer = .backbone
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
 
     /// The engine settings of an evaluation (threads; the configured or build-default convolution).
@@ -69,7 +69,7 @@ struct EvalOptions: ParsableArguments {
                                           height: train.height, width: train.width, engine: engine, hidden: e.projector?.hidden,
                                           layer: features)
             fx.encoder.copyState(from: e)
-            let layer = features == .backbone ? "" : " \(features.rawValue)"
+            let layer = features == .backbone ? "" : " \(features)"
             let label = randomInit ? "random \(e.architecture.rawValue)\(layer) (\(`init`.rawValue) init, seed \(seed))"
                                    : "\(e.architecture.rawValue)\(layer) from \(weights!)"
             return (train, test, fx.featureDim, label, { ds, idx, norm in fx.features(ds, indices: idx, normalize: norm) })
@@ -85,19 +85,29 @@ struct Knn: ParsableCommand {
     @Option(help: "Temperature of the vote weights exp(s/t).") var t: Float = 0.1
     @Option(help: "The first N training images as the bank (default all; as moco train --knn-bank).") var knnBank: Int?
     @Option(help: "The first N test images (default all; as moco train --knn-test).") var knnTest: Int?
+    @Option(help: "Evaluate on the last N training images instead of the test set, with the training images before them as the bank: choose a feature layer or k without looking at the test set.") var heldOut: Int?
     @Flag(help: "Print one JSON line.") var json = false
 
     func run() throws {
         Runtime.run { comm in
             let engine = try comm.agreeing {
-                for (flag, v) in [("--knn-bank", knnBank), ("--knn-test", knnTest)] {
+                for (flag, v) in [("--knn-bank", knnBank), ("--knn-test", knnTest), ("--held-out", heldOut)] {
                     if let v, v <= 0 { throw ValidationError("\(flag) must be positive, got \(v)") }
                 }
+                if heldOut != nil && knnTest != nil { throw ValidationError("--knn-test limits the test set; --held-out evaluates on training images instead: give one") }
                 return try options.engine()
             }
             let s = try options.setup(comm: comm, engine: engine)
-            let bank = knnBank.map { s.train.prefix(min($0, s.train.count)) } ?? s.train
-            let test = knnTest.map { s.test.prefix(min($0, s.test.count)) } ?? s.test
+            // Held out: the last N training images are the queries, the ones before them the bank.
+            let (pool, queries): (Dataset, Dataset) = try comm.agreeing {
+                guard let n = heldOut else { return (s.train, s.test) }
+                guard n < s.train.count else {
+                    throw ValidationError("--held-out \(n) leaves no bank: the training set has \(s.train.count) images")
+                }
+                return (s.train.prefix(s.train.count - n), s.train.suffix(n))
+            }
+            let bank = knnBank.map { pool.prefix(min($0, pool.count)) } ?? pool
+            let test = knnTest.map { queries.prefix(min($0, queries.count)) } ?? queries
             let watch = Stopwatch()
             let top1 = try DistributedKNN.top1(train: bank, test: test, dim: s.dim, k: k, t: t, comm: comm,
                                                threads: engine.threads) { ds, idx in
@@ -105,10 +115,11 @@ struct Knn: ParsableCommand {
             }
             let secs = watch.elapsed
             if json {
-                say(comm, "{\"features\": \"\(s.label)\", \"data\": \"\(bank.name)\", \"test\": \(test.count), \"k\": \(k), \"t\": \(t), \"knn_top1\": \(top1), \"seconds\": \(secs)}")
+                say(comm, "{\"features\": \"\(s.label)\", \"data\": \"\(bank.name)\", \"test\": \(test.count), \"queries\": \"\(test.name)\", \"k\": \(k), \"t\": \(t), \"knn_top1\": \(top1), \"seconds\": \(secs)}")
             } else {
-                say(comm, String(format: "kNN top-1 %.2f%% (%@ on %@, %d test images, k=%d, t=%.2f, %.1f s)", top1, s.label, bank.name,
-                                 test.count, k, t, secs))
+                let queries = heldOut == nil ? "\(test.count) test images" : "\(test.count) held-out images \(test.name)"
+                say(comm, String(format: "kNN top-1 %.2f%% (%@ on %@, %@, k=%d, t=%.2f, %.1f s)", top1, s.label, bank.name,
+                                 queries, k, t, secs))
             }
         }
     }

@@ -392,6 +392,31 @@ final class CLITests: XCTestCase {
         let hidden = try knn("hidden")
         XCTAssertTrue((0...100).contains(hidden["knn_top1"] as? Double ?? -1), "\(hidden)")
         XCTAssertTrue((hidden["features"] as? String ?? "").contains("resnet20 hidden from"), "\(hidden)")
+        let stage = try knn("stage2-grid4")
+        XCTAssertTrue((0...100).contains(stage["knn_top1"] as? Double ?? -1), "\(stage)")
+        XCTAssertTrue((stage["features"] as? String ?? "").contains("resnet20 stage2-grid4 from"), "\(stage)")
+        let finer = try moco(["knn", "--weights", out + "/checkpoint_0001.safetensors", "--features", "stage2-grid15", "--knn-bank", "256"])
+        XCTAssertNotEqual(finer.status, 0)
+        XCTAssertTrue(finer.stderr.contains("stage 2's map is 14x14"), finer.stderr)
+        let typo = try moco(["knn", "--weights", out + "/checkpoint_0001.safetensors", "--features", "stage2grid4"])
+        XCTAssertNotEqual(typo.status, 0)
+        XCTAssertTrue(typo.stderr.contains("'stage2grid4' is invalid for '--features"), typo.stderr)
+        // --held-out N: the last N training images against the ones before them.
+        let held = try moco(["knn", "--weights", out + "/checkpoint_0001.safetensors", "--features", "stage2", "--held-out", "100",
+                             "--knn-bank", "300", "--json"])
+        XCTAssertEqual(held.status, 0, held.stderr)
+        let h = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(held.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(h["test"] as? Int, 100)
+        XCTAssertTrue((h["queries"] as? String ?? "").hasSuffix(":]"), "\(h)")
+        XCTAssertTrue((h["data"] as? String ?? "").hasSuffix("[:300]"), "\(h)")
+        XCTAssertTrue((0...100).contains(h["knn_top1"] as? Double ?? -1), "\(h)")
+        for (args, message) in [(["--held-out", "0"], "--held-out must be positive"),
+                                (["--held-out", "10", "--knn-test", "10"], "give one"),
+                                (["--held-out", "100000000"], "leaves no bank")] {
+            let r = try moco(["knn", "--weights", out + "/checkpoint_0001.safetensors"] + args)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
         let bad = try moco(["knn", "--raw-pixels", "--data", "synthetic", "--features", "projection"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--features applies to an encoder"), bad.stderr)

@@ -12,38 +12,50 @@ import SafeTensors
 final class FeatureLayerTests: XCTestCase {
     let ds = Dataset.synthetic(split: .train, count: 12)
 
-    /// The encoder's own eval-mode forward of `ds`'s first `n` images.
-    func reference(_ e: Encoder, n: Int) -> (features: [Float], hidden: [Float]?, projection: [Float], grids: [Int: [Float]]) {
+    /// adaptive_avg_pool2d(map, g).flatten(1) of a map [d, n, h, w], bins written out as
+    /// floor(i·h/g) ..< ceil((i+1)·h/g).
+    func gridPool(_ map: UnsafePointer<Float>, d: Int, n: Int, h: Int, w: Int, g: Int) -> [Float] {
+        var rows = [Float](repeating: 0, count: n * d * g * g)
+        for s in 0..<n {
+            for c in 0..<d {
+                for i in 0..<g {
+                    for j in 0..<g {
+                        let r0 = Int((Double(i * h) / Double(g)).rounded(.down)), r1 = Int((Double((i + 1) * h) / Double(g)).rounded(.up))
+                        let c0 = Int((Double(j * w) / Double(g)).rounded(.down)), c1 = Int((Double((j + 1) * w) / Double(g)).rounded(.up))
+                        var sum: Double = 0
+                        for r in r0..<r1 { for q in c0..<c1 { sum += Double(map[((c * n + s) * h + r) * w + q]) } }
+                        rows[s * d * g * g + (c * g + i) * g + j] = Float(sum / Double((r1 - r0) * (c1 - c0)))
+                    }
+                }
+            }
+        }
+        return rows
+    }
+
+    /// The encoder's own eval-mode forward of `ds`'s first `n` images: pooled features, hidden
+    /// layer, projection, and every stage's output map (from a copy planned for training, so
+    /// that each block keeps its own output: [width, n, h, w] for stages 1-3).
+    func reference(_ e: Encoder, n: Int) -> (features: [Float], hidden: [Float]?, projection: [Float],
+                                             stageMaps: [(map: [Float], d: Int, h: Int, w: Int)]) {
         e.plan(batch: n, height: 28, width: 28, backward: false)
         let x = FloatBuffer(count: n * ds.imageSize)
         for i in 0..<n { normalizedImage(ds, index: i, out: x.ptr + i * ds.imageSize) }
         e.forward(x.ptr, training: false, withHead: true)
         let d = e.featureDim
-        // adaptive_avg_pool2d(map, g).flatten(1) of the last map [d, n, h, w], bins written
-        // out as floor(i·h/g) ..< ceil((i+1)·h/g).
         let (h, w) = e.lastMapSize
         XCTAssertEqual(h, 7); XCTAssertEqual(w, 7)
-        var grids: [Int: [Float]] = [:]
-        for g in [2, 3, 4] {
-            var rows = [Float](repeating: 0, count: n * d * g * g)
-            for s in 0..<n {
-                for c in 0..<d {
-                    for i in 0..<g {
-                        for j in 0..<g {
-                            let r0 = Int((Double(i * h) / Double(g)).rounded(.down)), r1 = Int((Double((i + 1) * h) / Double(g)).rounded(.up))
-                            let c0 = Int((Double(j * w) / Double(g)).rounded(.down)), c1 = Int((Double((j + 1) * w) / Double(g)).rounded(.up))
-                            var sum: Double = 0
-                            for r in r0..<r1 { for q in c0..<c1 { sum += Double(e.lastMap[((c * n + s) * h + r) * w + q]) } }
-                            rows[s * d * g * g + (c * g + i) * g + j] = Float(sum / Double((r1 - r0) * (c1 - c0)))
-                        }
-                    }
-                }
-            }
-            grids[g] = rows
+        let full = Encoder(architecture: .resnet20, head: e.head, inChannels: 1, dim: e.dim, trainable: true, hidden: 40)
+        full.copyState(from: e)
+        full.plan(batch: n, height: 28, width: 28, backward: true)
+        full.forward(x.ptr, training: false, withHead: false)
+        // ResNet-20: stages of 3 blocks end at blocks 2, 5, 8 with 16x28x28, 32x14x14, 64x7x7 maps.
+        let stageMaps = [(2, 16, 28), (5, 32, 14), (8, 64, 7)].map { b, c, side in
+            (Array(UnsafeBufferPointer(start: full.blocks[b].y.ptr, count: c * n * side * side)), c, side, side)
         }
+        XCTAssertEqual(stageMaps[2].0, Array(UnsafeBufferPointer(start: e.lastMap, count: d * n * h * w)))
         return (Array(UnsafeBufferPointer(start: e.features, count: n * d)),
                 e.headHidden.map { Array(UnsafeBufferPointer(start: $0, count: n * d)) },
-                Array(UnsafeBufferPointer(start: e.projection, count: n * e.dim)), grids)
+                Array(UnsafeBufferPointer(start: e.projection, count: n * e.dim)), stageMaps)
     }
 
     func normalizedRows(_ x: [Float], dim: Int) -> [Float] {
@@ -64,7 +76,9 @@ final class FeatureLayerTests: XCTestCase {
                 XCTAssertEqual(head, .mlp)
                 XCTAssertTrue(hidden.allSatisfy { $0 >= 0 } && hidden.contains(0) && hidden.contains { $0 > 0 })
             }
-            for layer in FeatureLayer.allCases {
+            let layers: [FeatureLayer] = [.backbone, .hidden, .projection, .grid2, .grid3, .grid4, FeatureLayer("stage1")!,
+                                          FeatureLayer("stage2-grid4")!, FeatureLayer("stage1-grid3")!, FeatureLayer("stage3-grid2")!]
+            for layer in layers {
                 guard head == .mlp || layer != .hidden else {
                     XCTAssertThrowsError(try FeatureExtractor(architecture: .resnet20, head: head, inChannels: 1, dim: 24,
                                                               height: 28, width: 28, batch: 4, hidden: 40, layer: layer)) { error in
@@ -76,11 +90,15 @@ final class FeatureLayerTests: XCTestCase {
                 let fx = try FeatureExtractor(architecture: .resnet20, head: head, inChannels: 1, dim: 24, height: 28, width: 28,
                                               batch: 4, hidden: 40, layer: layer)
                 fx.encoder.copyState(from: e)
-                let (want, width) = switch layer {
-                case .backbone: (ref.features, 64)
-                case .hidden: (ref.hidden!, 64)
-                case .projection: (ref.projection, 24)
-                case .grid2, .grid3, .grid4: (ref.grids[layer.grid!]!, 64 * layer.grid! * layer.grid!)
+                let (want, width): ([Float], Int)
+                switch layer.kind {
+                case .hidden: (want, width) = (ref.hidden!, 64)
+                case .projection: (want, width) = (ref.projection, 24)
+                case .pooled where layer == .backbone: (want, width) = (ref.features, 64)
+                case .pooled:
+                    let m = ref.stageMaps[(layer.stage ?? 3) - 1], g = layer.grid ?? 1
+                    want = m.map.withUnsafeBufferPointer { gridPool($0.baseAddress!, d: m.d, n: n, h: m.h, w: m.w, g: g) }
+                    width = m.d * g * g
                 }
                 XCTAssertEqual(fx.featureDim, width)
                 let got = fx.features(ds, indices: Array(0..<n), normalize: false).array
@@ -104,6 +122,63 @@ final class FeatureLayerTests: XCTestCase {
                                                   batch: 4, layer: .grid3)) { error in
             XCTAssertTrue("\(error)".contains("pools a 3x3 grid; resnet20's last map is 2x2 at 8x8 pixels"), "\(error)")
         }
+    }
+
+    /// A stage's grid finer than that stage's map, and a stage the encoder does not have, are
+    /// refused by name (ResNet-20 on 28-px images: stage 2 ends in 14x14).
+    func testStageLayers() throws {
+        XCTAssertNoThrow(try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 28, width: 28,
+                                              batch: 4, layer: FeatureLayer("stage2-grid14")!))
+        XCTAssertThrowsError(try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 28, width: 28,
+                                                  batch: 4, layer: FeatureLayer("stage2-grid15")!)) { error in
+            XCTAssertTrue("\(error)".contains("pools a 15x15 grid; resnet20's stage 2's map is 14x14 at 28x28 pixels"), "\(error)")
+        }
+        XCTAssertThrowsError(try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 28, width: 28,
+                                                  batch: 4, layer: FeatureLayer("stage4")!)) { error in
+            XCTAssertTrue("\(error)".contains("stage4: the encoder has 3 stages (stage1 to stage3)"), "\(error)")
+        }
+        // Widths: a stage's channels times the grid's cells; ResNet-18 has a fourth stage.
+        XCTAssertEqual(try FeatureLayer("stage2-grid4")!.width(architecture: .resnet20, head: .mlp, dim: 128), 512)
+        XCTAssertEqual(try FeatureLayer("stage1")!.width(architecture: .resnet20x2, head: .mlp, dim: 128), 32)
+        XCTAssertEqual(try FeatureLayer("stage4-grid2")!.width(architecture: .resnet18, head: .mlp, dim: 128), 2048)
+        XCTAssertEqual(try FeatureLayer.grid4.width(architecture: .resnet18, head: .mlp, dim: 128), 8192)
+    }
+
+    /// The string forms: each layer prints as it parses; malformed names are refused.
+    func testNames() throws {
+        for text in ["backbone", "hidden", "projection", "grid2", "grid4", "grid7", "stage1", "stage2-grid4", "stage3-grid2", "stage10-grid12"] {
+            XCTAssertEqual(FeatureLayer(text)?.description, text)
+        }
+        XCTAssertEqual(FeatureLayer("grid4"), .grid4)
+        XCTAssertEqual(FeatureLayer("stage2-grid4"), .pooled(stage: 2, grid: 4))
+        XCTAssertEqual(FeatureLayer.pooled(stage: 2, grid: 1).description, "stage2")
+        for bad in ["", "grid", "grid1", "grid0", "grid04", "grid-4", "grid4x", "stage", "stage0", "stage2-", "stage2grid4",
+                    "stage2-grid1", "stage-1", "stage2-hidden", "Backbone", "grid 4", "stage２"] {
+            XCTAssertNil(FeatureLayer(bad), bad)
+        }
+        // In a configuration file: a string; a bad one is refused with the forms.
+        var c = try TrainConfig.preset("moco-v2")
+        c.knnFeatures = FeatureLayer("stage2-grid4")
+        let json = c.jsonString()
+        XCTAssertTrue(json.contains("\"knnFeatures\" : \"stage2-grid4\""), json)
+        XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)).knnFeatures, FeatureLayer("stage2-grid4"))
+        let bad = json.replacingOccurrences(of: "stage2-grid4", with: "stage2-grid")
+        XCTAssertThrowsError(try JSONDecoder().decode(TrainConfig.self, from: Data(bad.utf8))) { error in
+            XCTAssertTrue("\(error)".contains("feature layer \"stage2-grid\""), "\(error)")
+        }
+    }
+
+    /// `moco knn --held-out N`'s split: `suffix(N)` is the last N images, and with `prefix` it
+    /// covers the set once.
+    func testHeldOutSplit() {
+        let n = ds.count, size = ds.imageSize
+        let head = ds.prefix(n - 5), tail = ds.suffix(5)
+        XCTAssertEqual(tail.count, 5)
+        XCTAssertEqual(head.labels + tail.labels, ds.labels)
+        XCTAssertEqual(head.pixels + tail.pixels, ds.pixels)
+        XCTAssertEqual(Array(tail.pixels.prefix(size)), Array(ds.pixels[(n - 5) * size ..< (n - 4) * size]))
+        XCTAssertEqual(tail.name, ds.name + "[\(n - 5):]")
+        XCTAssertEqual(tail.mean, ds.mean)
     }
 
     /// The monitor's layer is part of the configuration (nil reads as the backbone, as every
