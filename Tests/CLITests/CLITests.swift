@@ -106,11 +106,13 @@ final class CLITests: XCTestCase {
         let help = r.stdout.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
         for values in ["(values: moco-v2, moco-v1, instdisc, moco-v3, fashion-mnist)", "(values: moco, memory-bank, end-to-end, moco-v3)", "(values: sgd, lars)", "(values: infonce, nce)",
                        "(values: resnet20, resnet20-x2, resnet20-x4, resnet18)", "(values: linear, mlp, mlp-bn)",
-                       "(values: backbone, hidden, projection, grid2, grid3, grid4)",
                        "(values: fashion-mnist, mnist, cifar10, synthetic, folder)", "(values: im2col, winograd2, winograd4)",
                        "(values: cosine, step:E1,E2)"] {
             XCTAssertTrue(help.contains(values), "\(values) in:\n\(r.stdout)")
         }
+        // The feature layers are an open family (gridG, stageS-gridG): the help gives the forms.
+        XCTAssertTrue(help.contains("--knn-features <knn-features> kNN monitor features: backbone (pooled, default), gridG"), r.stdout)
+        XCTAssertTrue(help.contains("stageS or stageS-gridG (the output of stage S pooled, e.g. stage2-grid4)"), r.stdout)
     }
 
     /// `--preset instdisc` is the memory bank with NCE; a mechanism is recorded in the
