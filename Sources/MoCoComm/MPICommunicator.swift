@@ -206,15 +206,21 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     /// Drives `request` to completion with MPI_Test (MPI 3.1 §3.7.3), as MPI_Wait would, but
-    /// yields the core between tests and ends the job once `watchdog.timeout` seconds pass.
+    /// yields the core between tests and ends the job once `watchdog.timeout` seconds pass
+    /// (not counting a suspension of this process, `Watchdog.suspensionGap`).
     func poll(_ request: inout MPI_Request?, call: String, watchdog w: Watchdog) throws {
-        let deadline = MonotonicClock.now() + w.timeout
+        var previous = MonotonicClock.now()
+        var deadline = previous + w.timeout
         var flag: Int32 = 0
         while true {
             let code = mpi { moco_test(&request, &flag) }
             if code != moco_success() { throw CommError.mpi(call: "MPI_Test(\(call))", code: code) }
             if flag != 0 { w.progressed(); return }
-            if MonotonicClock.now() > deadline { collectiveTimedOut(call, watchdog: w) }
+            let now = MonotonicClock.now()
+            // Tests are microseconds apart: a longer gap is this process suspended (Watchdog).
+            if now - previous > Watchdog.suspensionGap { deadline += now - previous }
+            previous = now
+            if now > deadline { collectiveTimedOut(call, watchdog: w) }
             // Let a rank that shares this core compute (oversubscribed runs); costs ~1 us when
             // nothing else is runnable, as Open MPI's own yield_when_idle.
             sched_yield()

@@ -11,6 +11,12 @@ import Foundation
 ///   `timeout + backstopGrace` seconds, e.g. a single process stuck in a hung read, or a rank
 ///   stuck inside MPI itself, it prints what the process was doing and calls `onExpiry`.
 ///
+/// Time this process did not run does not count: both loops check the clock at least every
+/// second, so a gap of more than `suspensionGap` seconds between two checks means the process
+/// (or its machine) was suspended — SIGSTOP, `kill -STOP` of a whole job to free the cores, a
+/// paused VM — and the gap moves their reference forward instead of counting as a stall. A
+/// stalled peer still times out: its peers keep running, and their clocks see the wait.
+///
 /// `beat(_:)` names what the process does next ("step 12", "kNN evaluation"), for the messages.
 public final class Watchdog: @unchecked Sendable {
     /// Seconds a collective may take.
@@ -19,6 +25,8 @@ public final class Watchdog: @unchecked Sendable {
     public var reportWindow: Double { min(5, max(1, timeout / 4)) }
     /// Extra time before the backstop fires, so a collective's own timeout (with its report) wins.
     public var backstopGrace: Double { max(5, timeout / 2) }
+    /// A gap between two clock checks longer than this is a suspension of the process, not a stall.
+    public static let suspensionGap = 5.0
 
     private let lock = NSLock()
     private var label = "start-up"
@@ -58,11 +66,16 @@ public final class Watchdog: @unchecked Sendable {
     }
 
     private func watch() {
-        let limit = timeout + backstopGrace
+        let limit = timeout + backstopGrace, interval = min(1, limit / 10)
+        var previous = MonotonicClock.now()
         while true {
-            Thread.sleep(forTimeInterval: min(1, limit / 10))
+            Thread.sleep(forTimeInterval: interval)
+            let now = MonotonicClock.now()
+            let late = now - previous - interval
+            previous = now
             lock.lock()
-            let idle = MonotonicClock.now() - last, what = label
+            if late > Self.suspensionGap { last += late }   // not running: no one's stall
+            let idle = now - last, what = label
             lock.unlock()
             if idle > limit {
                 onExpiry(String(format: "watchdog: no progress for %.0f s during %@ (--collective-timeout %.0f s); ending the job", idle, what, timeout))

@@ -131,6 +131,35 @@ extension DistributedTrainingTests {
         try assertBitwiseEqual(try faultReferenceRun().checkpoint, dir + "/checkpoint_0003.safetensors", "resumed after the stall")
     }
 
+    // MARK: - A suspended run
+
+    /// A run stopped with SIGSTOP (e.g. `kill -STOP` of a whole job to free the cores for a
+    /// while) for longer than its --collective-timeout plus the backstop's grace (2 + 5 s) is not
+    /// a stall: after SIGCONT it goes on and finishes, one process and a 2-rank job alike (every
+    /// process of the job stopped together). A stalled peer still ends a job
+    /// (`testStalledRankIsEndedByTheWatchdog`): its peers keep running and see the wait.
+    func testSuspendedRunIsNotAStall() throws {
+        for ranks in [nil, 2] as [Int?] {
+            let dir = out("suspended-\(ranks ?? 1)")
+            let args = ["--data", "synthetic", "--train-subset", "512", "--batch-size", "128", "--queue-size", "256",
+                        "--knn-every", "0", "--threads", "1", "--log-every", "1", "--seed", "5", "--epochs", "4",
+                        "--save-every", "4", "--collective-timeout", "2", "--out", dir]
+            let log = out("suspended-\(ranks ?? 1).log")
+            let p = try launch(ranks: ranks, args, log: log)
+            try waitForRecords(dir, 2, of: p)
+            let pids = survivors(dir)
+            XCTAssertFalse(pids.isEmpty)
+            for pid in pids { kill(pid, SIGSTOP) }
+            sleep(10)
+            for pid in pids { kill(pid, SIGCONT) }
+            let status = finish(p, within: 120, "the suspended run")
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            XCTAssertEqual(status, 0, text)
+            XCTAssertFalse(text.contains("watchdog") || text.contains("collective timeout"), text)
+            XCTAssertTrue(text.contains("done: 4 epochs"), text)
+        }
+    }
+
     // MARK: - Preemption
 
     /// SIGUSR1 to mpirun (what `sbatch --signal=B:USR1@T` delivers) after 3 steps: every rank
