@@ -61,9 +61,11 @@ let package = Package(
         // Winograd F(4x4, 3x3)'s transforms on AVX2 where the CPU has it (target attributes, so
         // the binary stays baseline x86-64); no FMA contraction, so they give the Swift path's bits.
         .target(name: "CWinograd", path: "Sources/CWinograd", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),
+        // Direct convolution on AVX2 + FMA (strided convolutions and the stem), no im2col columns.
+        .target(name: "CDirectConv", path: "Sources/CDirectConv", cSettings: [.unsafeFlags(["-O2"])]),
         // The persistent worker threads of `Parallel.run` (spin, then futex sleep, between regions).
         .target(name: "CWorkerPool", path: "Sources/CWorkerPool", cSettings: [.unsafeFlags(["-O2"])]),
-        .target(name: "MoCoTensor", dependencies: ["CBLAS", "CCPUFeatures", "CWinograd", "CWorkerPool"], swiftSettings: kernels),
+        .target(name: "MoCoTensor", dependencies: ["CBLAS", "CCPUFeatures", "CDirectConv", "CWinograd", "CWorkerPool"], swiftSettings: kernels),
         .target(name: "MoCoLayers", dependencies: ["MoCoTensor"], swiftSettings: kernels),
         .target(name: "MoCoOptim", dependencies: ["MoCoTensor"], swiftSettings: kernels),
         .target(name: "SafeTensors", dependencies: [], swiftSettings: fast),

@@ -251,7 +251,7 @@ private struct FlatTrainConfig: Decodable {
         c.moco.momentum = mocoM; c.moco.temperature = mocoT; c.moco.symmetric = symmetric
         c.moco.shuffleBN = shuffleBN; c.moco.bnSplits = bnSplits; c.moco.syncBN = syncBN
         c.moco.sgdMomentum = sgdMomentum; c.moco.weightDecay = wd
-        c.engine = EngineConfig(threads: threads, conv: conv ?? EngineConfig().conv, weightGrad: .im2col)
+        c.engine = EngineConfig(threads: threads, conv: conv ?? EngineConfig().conv, weightGrad: .im2col, strided: .im2col)
         c.epochs = epochs; c.batchSize = batchSize; c.lr = lr; c.schedule = schedule
         c.warmupEpochs = warmupEpochs; c.seed = seed
         c.data = data; c.dataDir = dataDir; c.trainSubset = trainSubset; c.augment = augment

@@ -192,7 +192,7 @@ public final class Trainer {
             + "(\(train.count) images), \(W) rank(s) x \(c.engine.threads) BLAS thread(s), global batch \(c.batchSize), "
             + "\(sampler.stepsPerEpoch) steps/epoch, \(Trainer.mechanismSummary(c.moco)) "
             + "bn-splits=\(c.moco.bnSplits)\(c.moco.shuffleBN && c.moco.mechanism != .memoryBank ? " shuffle-BN" : "")\(c.moco.syncBN ? " sync-BN" : ""), "
-            + "conv \(c.engine.conv.rawValue) (dW \(c.engine.weightGrad.rawValue)), init \(c.moco.initialization.rawValue), "
+            + "conv \(c.engine.conv.rawValue) (dW \(c.engine.weightGrad.rawValue), strided \(c.engine.strided.rawValue)), init \(c.moco.initialization.rawValue), "
             + "OpenBLAS \(BLASCore.current)")
 
         model.plan(localBatch: c.batchSize / W, channels: train.channels, height: train.height, width: train.width)
@@ -241,6 +241,10 @@ public final class Trainer {
             if info.config.engine.weightGrad != c.engine.weightGrad {
                 log("note: the checkpoint was trained with --conv-dw \(info.config.engine.weightGrad.rawValue), this run uses "
                     + "\(c.engine.weightGrad.rawValue); results will differ from an uninterrupted run at rounding level")
+            }
+            if info.config.engine.strided != c.engine.strided {
+                log("note: the checkpoint was trained with --conv-strided \(info.config.engine.strided.rawValue), this run uses "
+                    + "\(c.engine.strided.rawValue); results will differ from an uninterrupted run at rounding level")
             }
             try Checkpoint.restore(f, into: model)
             return info

@@ -49,6 +49,8 @@ public enum StepBench {
         public var conv: String
         /// Algorithm of their weight gradient.
         public var conv_dw: String
+        /// Algorithm of the strided convolutions' forward.
+        public var conv_strided: String
         /// OpenBLAS's kernel set (`BLASCore.current`), e.g. "SkylakeX".
         public var blas_core: String
         /// The gradient buckets in the order their allreduces started (this rank; none on one
@@ -141,7 +143,7 @@ public enum StepBench {
                       fraction_of_sgemm_peak: gflops / peak, fma_peak_gflops: fma,
                       fraction_of_fma_peak: fma > 0 ? gflops / fma : 0, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,
                       comm_ms_per_step: commMS,
-                      conv: c.engine.conv.rawValue, conv_dw: c.engine.weightGrad.rawValue,
+                      conv: c.engine.conv.rawValue, conv_dw: c.engine.weightGrad.rawValue, conv_strided: c.engine.strided.rawValue,
                       blas_core: BLASCore.current, bucket_floats: bucketFloats, bucket_lead_ms: leadMS,
                       compute_ms_max: compute * 1e3, progress_thread_us: (((comm as? TracingCommunicator)?.inner ?? comm) as? MPICommunicator)?.progressInterval ?? 0)
     }

@@ -14,6 +14,9 @@ import MoCoTensor
 /// (`WinogradVariant`) unless the layer's `engine.conv` is `.im2col`, and its dW too unless
 /// `engine.weightGrad` is `.im2col` (dU = Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ x B), dW = Gᵀ dU G).
 ///
+/// A strided convolution's forward runs on `DirectConv` (no im2col columns) where it applies,
+/// unless the layer's `engine.strided` is `.im2col`.
+///
 /// Parallelism: the batch is cut into `engine.threads` contiguous sample ranges; each worker
 /// runs im2col and single-threaded sgemm on its own range and its own slice of the workspace.
 /// The weight gradient of worker t > 0 goes to a partial buffer; the partials are added in
@@ -47,6 +50,8 @@ public final class Conv2d {
     private var winogradChunk = 1
     /// Whether backward computes dW in the Winograd domain (planned with `winograd`).
     private var winogradWeightGrad = false
+    /// Whether the forward runs on `DirectConv` (a strided convolution).
+    public private(set) var direct = false
 
     public init(_ name: String, params: ParameterStore, workspace: Workspace,
                 inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -116,6 +121,9 @@ public final class Conv2d {
                                           height: h, width: w, samples: winogradChunk)
             }
             winogradWeightGrad = backward && winograd != nil && engine.weightGrad == .winograd
+            direct = engine.strided == .direct && DirectConv.applies(geometry)
+            // The direct kernel's phase planes.
+            if direct { slice = DirectConv.workspaceFloats(geometry) }
             if let v = winograd, winogradWeightGrad {
                 // The worker's dU [α², K, C] after its Winograd workspace.
                 slice += v.filterFloats(inChannels: inChannels, outChannels: outChannels)
@@ -125,18 +133,18 @@ public final class Conv2d {
             let rows = max(geometry.rows, adjointCols ? outChannels * kernel * kernel : 0)
             let perSample = rows * max(ho * wo, adjointCols ? h * w : 0)
             chunk = max(1, min(perWorker, engine.im2colChunkFloats / max(1, perSample)))
-            if winograd == nil || (backward && !winogradWeightGrad) { slice = max(slice, chunk * perSample) }
+            if (winograd == nil && (backward || !direct)) || (backward && !winogradWeightGrad) { slice = max(slice, chunk * perSample) }
             sliceFloats = (slice + 15) & ~15
             var total = plannedWorkers * sliceFloats
             let wCount = partialFloats
             // Partial dW of workers 1..<T (also counted with Winograd, whose filter area follows them).
-            if backward || winograd != nil { total += (plannedWorkers - 1) * wCount }
+            if backward || winograd != nil || direct { total += (plannedWorkers - 1) * wCount }
             // The transformed filter (Winograd, forward and adjoint in turn), or the flipped
             // kernel of the adjoint im2col convolution.
             if let v = winograd {
                 total += v.filterFloats(inChannels: inChannels, outChannels: outChannels)
-            } else if backward && adjointCols {
-                total += wCount
+            } else if (backward && adjointCols) || direct {
+                total += wCount   // the flipped kernel, or the direct kernel's packed filter
             }
             workspace.reserve(total)
         }
@@ -197,6 +205,17 @@ public final class Conv2d {
                               filter: u, output: yp, workspace: ws + t * slice)
                     n0 += nb
                 }
+            }
+            return
+        }
+        if direct {
+            // wp: the filter in the kernel's order; groups of 8 samples handed to the workers
+            // as they become free (each sample's outputs are the same bits on any worker).
+            let wp = filterArea
+            DirectConv.packFilter(w, outChannels: K, geometry: g, into: wp)
+            Parallel.dynamic(T, items: (N + 7) / 8) { t, group in
+                DirectConv.forward(x, batch: N, first: group * 8, count: min(8, N - group * 8), geometry: g,
+                                   outChannels: K, filter: wp, output: yp, workspace: ws + t * slice)
             }
             return
         }

@@ -43,3 +43,15 @@ public enum WeightGradAlgorithm: String, Sendable, CaseIterable, Codable {
     /// The accepted names, for error messages.
     public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
+
+/// How the forward pass of a strided convolution (ResNet's 3x3 and 1x1 stride-2 downsampling
+/// layers) is computed; its backward stays on im2col + GEMM.
+public enum StridedConvAlgorithm: String, Sendable, CaseIterable, Codable {
+    /// im2col + one GEMM per chunk of samples.
+    case im2col
+    /// `DirectConv` (AVX2 + FMA) where it applies (`DirectConv.applies`), else im2col.
+    case direct
+
+    /// The accepted names, for error messages.
+    public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
+}

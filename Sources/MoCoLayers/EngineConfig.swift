@@ -10,14 +10,18 @@ public struct EngineConfig: Codable, Equatable, Sendable {
     /// Weight gradient of the layers `conv` runs on Winograd. A configuration saved without
     /// this key (before it existed) reads as `.im2col`, so that its runs resume exactly.
     public var weightGrad: WeightGradAlgorithm = .winograd
+    /// Forward of the strided convolutions. A configuration saved without this key (before it
+    /// existed) reads as `.im2col`, so that its runs resume exactly.
+    public var strided: StridedConvAlgorithm = .direct
     /// Maximum floats of one worker's im2col columns per GEMM chunk: 2^18 floats (1 MiB) keeps
     /// the columns in the last-level cache while each GEMM still has thousands of columns.
     public var im2colChunkFloats = 1 << 18
     /// Maximum floats of one worker's Winograd chunk (transformed inputs and outputs).
     public var winogradChunkFloats = 1 << 19
 
-    public init(threads: Int = 1, conv: ConvAlgorithm = .winograd4, weightGrad: WeightGradAlgorithm = .winograd) {
-        self.threads = max(1, threads); self.conv = conv; self.weightGrad = weightGrad
+    public init(threads: Int = 1, conv: ConvAlgorithm = .winograd4, weightGrad: WeightGradAlgorithm = .winograd,
+                strided: StridedConvAlgorithm = .direct) {
+        self.threads = max(1, threads); self.conv = conv; self.weightGrad = weightGrad; self.strided = strided
     }
 }
 
@@ -29,6 +33,7 @@ extension EngineConfig {
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? threads
         conv = try c.decodeIfPresent(ConvAlgorithm.self, forKey: .conv) ?? conv
         weightGrad = try c.decodeIfPresent(WeightGradAlgorithm.self, forKey: .weightGrad) ?? .im2col
+        strided = try c.decodeIfPresent(StridedConvAlgorithm.self, forKey: .strided) ?? .im2col
         im2colChunkFloats = try c.decodeIfPresent(Int.self, forKey: .im2colChunkFloats) ?? im2colChunkFloats
         winogradChunkFloats = try c.decodeIfPresent(Int.self, forKey: .winogradChunkFloats) ?? winogradChunkFloats
     }

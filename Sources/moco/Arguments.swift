@@ -16,6 +16,7 @@ extension FeatureLayer: ExpressibleByArgument {
 extension HeadKind: ExpressibleByArgument {}
 extension ConvAlgorithm: ExpressibleByArgument {}
 extension WeightGradAlgorithm: ExpressibleByArgument {}
+extension StridedConvAlgorithm: ExpressibleByArgument {}
 extension InitScheme: ExpressibleByArgument {}
 extension DatasetKind: ExpressibleByArgument {}
 extension TrainConfig.Preset: ExpressibleByArgument {}

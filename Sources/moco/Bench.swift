@@ -34,13 +34,14 @@ struct Bench: ParsableCommand {
         @Option(help: "Timed repetitions per op (median).") var repeats = 5
         @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
         @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
+        @Option(name: .customLong("conv-strided"), help: "Forward of the strided convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
 
         func run() throws {
             Runtime.run { comm in
-                let engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW)
+                let engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW, strided: convStrided)
                 let peak = SgemmPeak.large(threads: engine.threads)
-                say(comm, String(format: "sgemm 2048^3: %.1f GFLOP/s with %d thread(s); batch %d; conv %@, dW %@", peak, engine.threads, batch,
-                                 engine.conv.rawValue, engine.weightGrad.rawValue))
+                say(comm, String(format: "sgemm 2048^3: %.1f GFLOP/s with %d thread(s); batch %d; conv %@, dW %@, strided %@", peak,
+                                 engine.threads, batch, engine.conv.rawValue, engine.weightGrad.rawValue, engine.strided.rawValue))
                 say(comm, "arch      conv                      in   out k s  HxW      fwd ms   fwd GF/s  bwd ms   bwd GF/s  sgemm GF/s  fwd/sgemm")
                 for (a, c, hw) in arch.encoders {
                     for r in OpsBench.run(architecture: a, inChannels: c, height: hw, width: hw, batch: batch, repeats: repeats,
@@ -74,6 +75,7 @@ struct Bench: ParsableCommand {
         @Flag(help: "Print one JSON line.") var json = false
         @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
         @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
+        @Option(name: .customLong("conv-strided"), help: "Forward of the strided convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
         @Option(help: ArgumentHelp("Write a Chrome trace of each rank's steps, phases and collectives to FILE (FILE.rankR.json under mpirun; an existing file is not replaced).", valueName: "file")) var timeline: String?
         @Option(help: Runtime.progressThreadHelp) var progressThread = 0
 
@@ -81,7 +83,7 @@ struct Bench: ParsableCommand {
             Runtime.run { comm in
                 try comm.agreeing { try Runtime.startProgressThread(comm, microseconds: progressThread) }
                 var c = StepBench.Config()
-                c.engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW)
+                c.engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW, strided: convStrided)
                 // A preset's step; moco-v3 alone means its preset's (mlp-bn projector, predictor, LARS).
                 if let preset { c.moco = TrainConfig.preset(preset).moco }
                 else if mechanism == .mocoV3 { c.moco = TrainConfig.preset(.mocoV3).moco }
@@ -107,8 +109,8 @@ struct Bench: ParsableCommand {
                     let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
                     say(comm, String(decoding: try enc.encode(r), as: UTF8.self))
                 } else {
-                    say(comm, String(format: "%@ %@ global batch %d, %d rank(s) x %d thread(s), conv %@ (dW %@): %.1f img/s (median step %.1f ms)",
-                                     r.mechanism, r.arch, r.batch, r.world, r.threads, r.conv, r.conv_dw, r.images_per_s, r.step_ms_median))
+                    say(comm, String(format: "%@ %@ global batch %d, %d rank(s) x %d thread(s), conv %@ (dW %@, strided %@): %.1f img/s (median step %.1f ms)",
+                                     r.mechanism, r.arch, r.batch, r.world, r.threads, r.conv, r.conv_dw, r.conv_strided, r.images_per_s, r.step_ms_median))
                     say(comm, String(format: "model %.1f GFLOP/s (passes x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s (OpenBLAS %@); %.0f%% of it",
                                      r.gflops, r.forward_mflop_per_image, r.sgemm_peak_gflops, r.blas_core, 100 * r.fraction_of_sgemm_peak))
                     say(comm, r.fma_peak_gflops > 0

@@ -22,6 +22,7 @@ struct Replay: ParsableCommand {
     @Option(help: "The trajectory file.") var trajectory: String
     @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
     @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
+    @Option(name: .customLong("conv-strided"), help: "Forward of the strided convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
     @Option(help: "Engine threads per rank.") var threads: Int?
     @Option(help: "Print every N steps.") var every = 10
     @Flag(help: "Print one JSON line with every step and the verdict.") var json = false
@@ -35,7 +36,7 @@ struct Replay: ParsableCommand {
 
     func run() throws {
         Runtime.run { comm in
-            let engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW)
+            let engine = try Runtime.engine(threads: threads, conv: conv, weightGrad: convDW, strided: convStrided)
             let f = try comm.agreeing { try SafeTensorsFile(path: trajectory) }
             if !json {
                 say(comm, "step   loss (this)   loss (ref f32)  loss (ref f64)  |this-f64|  |f32-f64|  envelope   top-1 this/ref")
@@ -52,7 +53,7 @@ struct Replay: ParsableCommand {
                 var obj: [String: Any] = [
                     "loss": r.steps.map(\.loss), "acc1": r.steps.map(\.acc1), "ref_loss": r.steps.map(\.refLoss),
                     "ref_loss_f64": r.steps.map(\.refLoss64), "final_vs_ref": r.finalVsRef, "final_vs_f64": r.finalVsF64,
-                    "ref_vs_f64": r.refVsF64, "queue_vs_ref": r.queueVsRef, "bn_running_stats_vs_ref": r.buffersVsRef, "conv": engine.conv.rawValue, "conv_dw": engine.weightGrad.rawValue,
+                    "ref_vs_f64": r.refVsF64, "queue_vs_ref": r.queueVsRef, "bn_running_stats_vs_ref": r.buffersVsRef, "conv": engine.conv.rawValue, "conv_dw": engine.weightGrad.rawValue, "conv_strided": engine.strided.rawValue,
                     "pass": verdict.failures.isEmpty, "factor": verdict.factor, "used_envelope": verdict.usedEnvelope,
                 ]
                 obj["failures"] = verdict.failures

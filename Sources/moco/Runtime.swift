@@ -82,10 +82,12 @@ enum Runtime {
 
     /// The engine settings of a command: `--threads` (default: the node's cores shared among
     /// its ranks), `--conv` (default: `MOCO_CONV`, else winograd4), `--conv-dw` (default:
-    /// `MOCO_CONV_DW`, else winograd), and the chunk budgets
+    /// `MOCO_CONV_DW`, else winograd), `--conv-strided` (default: `MOCO_CONV_STRIDED`, else
+    /// direct), and the chunk budgets
     /// `MOCO_IM2COL_CHUNK` and `MOCO_WINOGRAD_CHUNK` (floats). The environment is read here and
     /// nowhere in the libraries; every rank sees the same (mpirun -x), so all agree on an error.
-    static func engine(threads: Int?, conv: ConvAlgorithm?, weightGrad: WeightGradAlgorithm? = nil) throws -> EngineConfig {
+    static func engine(threads: Int?, conv: ConvAlgorithm?, weightGrad: WeightGradAlgorithm? = nil,
+                       strided: StridedConvAlgorithm? = nil) throws -> EngineConfig {
         let env = ProcessInfo.processInfo.environment
         var e = EngineConfig(threads: threads.flatMap { $0 > 0 ? $0 : nil } ?? defaultThreads())
         if let conv {
@@ -103,6 +105,14 @@ enum Runtime {
                 throw ValidationError("unknown MOCO_CONV_DW '\(name)' (choose \(WeightGradAlgorithm.choices))")
             }
             e.weightGrad = a
+        }
+        if let strided {
+            e.strided = strided
+        } else if let name = env["MOCO_CONV_STRIDED"] {
+            guard let a = StridedConvAlgorithm(rawValue: name) else {
+                throw ValidationError("unknown MOCO_CONV_STRIDED '\(name)' (choose \(StridedConvAlgorithm.choices))")
+            }
+            e.strided = a
         }
         func floats(_ name: String) throws -> Int? {
             guard let v = env[name] else { return nil }

@@ -150,6 +150,29 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("unknown MOCO_CONV 'winograd3'"), bad.stderr)
     }
 
+    /// The strided convolutions' algorithm: `--conv-strided` over MOCO_CONV_STRIDED over the
+    /// default (direct), recorded in the configuration; a misspelt value is an error.
+    func testStridedConvIsRecordedAndValidated() throws {
+        let dflt = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s1").path, "--dry-run"])
+        XCTAssertEqual(dflt.status, 0, dflt.stderr)
+        XCTAssertTrue(dflt.stdout.contains("\"strided\" : \"direct\""), dflt.stdout)
+        let env = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s2").path, "--dry-run"],
+                           env: ["MOCO_CONV_STRIDED": "im2col"])
+        XCTAssertEqual(env.status, 0, env.stderr)
+        XCTAssertTrue(env.stdout.contains("\"strided\" : \"im2col\""), env.stdout)
+        let flag = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s3").path, "--dry-run",
+                             "--conv-strided", "direct"], env: ["MOCO_CONV_STRIDED": "im2col"])
+        XCTAssertEqual(flag.status, 0, flag.stderr)
+        XCTAssertTrue(flag.stdout.contains("\"strided\" : \"direct\""), flag.stdout)
+        let bad = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s4").path, "--dry-run"],
+                           env: ["MOCO_CONV_STRIDED": "winograd"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("unknown MOCO_CONV_STRIDED 'winograd' (choose im2col, direct)"), bad.stderr)
+        let badFlag = try moco(["bench", "ops", "--conv-strided", "fast"])
+        XCTAssertNotEqual(badFlag.status, 0)
+        XCTAssertTrue(badFlag.stderr.contains("fast"), badFlag.stderr)
+    }
+
     func testCorruptCheckpointIsRefusedAndKept() throws {
         let out = tmp.appendingPathComponent("corrupt").path
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)

@@ -4,7 +4,7 @@ import MoCoTensor
 
 final class ConvGradientTests: XCTestCase {
     /// Direct convolution in Double on [N, C, H, W] (independent of im2col) for the forward check.
-    func directConv(x: [Float], n N: Int, c C: Int, h H: Int, w W: Int, weight: [Float], k K: Int,
+    static func directConv(x: [Float], n N: Int, c C: Int, h H: Int, w W: Int, weight: [Float], k K: Int,
                     kernel kk: Int, stride s: Int, pad p: Int) -> [Double] {
         let Ho = (H + 2 * p - kk) / s + 1, Wo = (W + 2 * p - kk) / s + 1
         var y = [Double](repeating: 0, count: K * N * Ho * Wo)   // channel-major [K, N, Ho, Wo]
@@ -21,21 +21,25 @@ final class ConvGradientTests: XCTestCase {
     }
 
     func runConv(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, n: Int, h: Int, w: Int,
-                 algorithm: ConvAlgorithm = .im2col, weightGrad: WeightGradAlgorithm = .winograd) {
+                 algorithm: ConvAlgorithm = .im2col, weightGrad: WeightGradAlgorithm = .winograd,
+                 strided: StridedConvAlgorithm = .direct, expectDirect: Bool = false) {
         var rng = Xoshiro(seed: UInt64(c * 1000 + k * 100 + kernel * 10 + stride), stream: [1])
         let params = ParameterStore()
         let ws = Workspace()
         let conv = Conv2d("conv", params: params, workspace: ws, inChannels: c, outChannels: k,
-                          kernel: kernel, stride: stride, padding: pad, engine: EngineConfig(conv: algorithm, weightGrad: weightGrad))
+                          kernel: kernel, stride: stride, padding: pad, engine: EngineConfig(conv: algorithm, weightGrad: weightGrad, strided: strided))
         params.finalize()
         for i in 0..<params.count { params.values.ptr[i] = rng.normal() * 0.5 }
         let (ho, wo) = conv.plan(batch: n, height: h, width: w, backward: true)
-        XCTAssertEqual(conv.winograd, algorithm.variant(height: h, width: w), "the layer must run the algorithm under test")
+        if stride == 1 {
+            XCTAssertEqual(conv.winograd, algorithm.variant(height: h, width: w), "the layer must run the algorithm under test")
+        }
+        XCTAssertEqual(conv.direct, expectDirect && DirectConv.isAvailable, "the strided forward must run the path under test")
         let x = randomBuffer(c * n * h * w, &rng)
         let r = randomBuffer(k * n * ho * wo, &rng)
         conv.forward(x.ptr)
         // Forward against the direct definition.
-        let ref = directConv(x: x.array, n: n, c: c, h: h, w: w, weight: params.array("conv.weight"), k: k,
+        let ref = Self.directConv(x: x.array, n: n, c: c, h: h, w: w, weight: params.array("conv.weight"), k: k,
                              kernel: kernel, stride: stride, pad: pad)
         for i in 0..<ref.count { XCTAssertEqual(Double(conv.y.ptr[i]), ref[i], accuracy: 1e-4 * (1 + abs(ref[i]))) }
         conv.backward(r.ptr)
@@ -63,6 +67,35 @@ final class ConvGradientTests: XCTestCase {
     }
     func testConv3x3Winograd2Im2colWeightGrad() {
         runConv(c: 8, k: 9, kernel: 3, stride: 1, pad: 1, n: 3, h: 5, w: 6, algorithm: .winograd2, weightGrad: .im2col)
+    }
+
+    /// Strided convolutions on the direct kernel (`--conv-strided direct`, where it applies):
+    /// output widths of one 8-lane vector per row (2 rows per tile), of one and of two 16-column
+    /// blocks, odd heights (a tile's second row outside the map), a 5x5 stride-3 kernel, and
+    /// output channel counts that take every block size of the kernel (6, 5, 4 + 4, 3, 2, 1).
+    /// The backward stays on im2col; the forward is checked against the definition, both
+    /// gradients against finite differences.
+    func testStridedDirect3x3Width8() {
+        runConv(c: 3, k: 7, kernel: 3, stride: 2, pad: 1, n: 10, h: 13, w: 15, expectDirect: true)   // 7x8, K = 6 + 1
+    }
+    func testStridedDirect3x3Width14() {
+        runConv(c: 2, k: 13, kernel: 3, stride: 2, pad: 1, n: 3, h: 9, w: 28, expectDirect: true)   // 5x14, K = 6 + 6 + 1
+    }
+    func testStridedDirect3x3Width30() {
+        runConv(c: 2, k: 8, kernel: 3, stride: 2, pad: 1, n: 2, h: 5, w: 60, expectDirect: true)    // 3x30, K = 4 + 4
+    }
+    func testStridedDirect1x1() {
+        runConv(c: 4, k: 11, kernel: 1, stride: 2, pad: 0, n: 9, h: 14, w: 13, expectDirect: true)  // 7x7, K = 6 + 5
+    }
+    func testStridedDirect5x5Stride3() {
+        runConv(c: 2, k: 9, kernel: 5, stride: 3, pad: 2, n: 2, h: 7, w: 40, expectDirect: true)    // 3x14, K = 6 + 3
+    }
+    func testStridedDirectTwoChannels() {
+        runConv(c: 1, k: 2, kernel: 3, stride: 2, pad: 1, n: 3, h: 16, w: 16, expectDirect: true)   // 8x8, K = 2
+    }
+    /// The same geometry with `--conv-strided im2col` takes im2col + GEMM.
+    func testStridedIm2col() {
+        runConv(c: 3, k: 7, kernel: 3, stride: 2, pad: 1, n: 10, h: 13, w: 15, strided: .im2col)
     }
 
     /// winograd4 runs F(2×2) on maps with 4 or fewer rows or columns; im2col for the stem-like
@@ -100,7 +133,7 @@ final class ConvGradientTests: XCTestCase {
             conv.plan(batch: n, height: h, width: w, backward: false)
             let x = randomBuffer(64 * n * h * w, &rng)
             conv.forward(x.ptr)
-            let ref = directConv(x: x.array, n: n, c: 64, h: h, w: w, weight: params.array("c.weight"), k: 8, kernel: 3, stride: 1, pad: 1)
+            let ref = Self.directConv(x: x.array, n: n, c: 64, h: h, w: w, weight: params.array("c.weight"), k: 8, kernel: 3, stride: 1, pad: 1)
             var worst = 0.0
             for i in stride(from: 0, to: ref.count, by: 97) { worst = max(worst, abs(Double(conv.y.ptr[i]) - ref[i])) }
             XCTAssertLessThan(worst, 1e-3, "\(algorithm)")

@@ -103,6 +103,25 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertEqual(try TrainConfig.from(json: unrecorded).engine.weightGrad, .im2col)
     }
 
+    /// `--conv-strided`: new configurations run the strided convolutions' forward on the direct
+    /// kernel and say so; an engine section written before the key existed reads as im2col,
+    /// what those runs used, so that they resume exactly.
+    func testStridedDefaultAndUnrecorded() throws {
+        var c = TrainConfig.preset(.fashionMNIST)
+        XCTAssertEqual(c.engine.strided, .direct)
+        XCTAssertTrue(c.jsonString().contains(#""strided" : "direct""#), "the algorithm is written")
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.strided, .direct)
+        c.engine.strided = .im2col
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.strided, .im2col)
+        c.engine.strided = .direct
+        let unrecorded = c.jsonString(pretty: false).replacingOccurrences(of: #""strided":"direct","#, with: "")
+            .replacingOccurrences(of: #","strided":"direct""#, with: "")
+        XCTAssertFalse(unrecorded.contains("strided"))
+        XCTAssertEqual(try TrainConfig.from(json: unrecorded).engine.strided, .im2col)
+        // The flat configurations of the first releases: im2col too.
+        XCTAssertEqual(try TrainConfig.from(json: Self.flatJSON).engine.strided, .im2col)
+    }
+
     /// `--init`: every preset starts from `InitScheme.default` (PyTorch's `nn.Conv2d` init, chosen
     /// in docs/results.md); a nested configuration that does not record a scheme (written before
     /// `moco.initialization` existed) reads as torchvision's, which every run then used; and a
