@@ -59,7 +59,7 @@ void moco_direct_conv_pack_filter(const float *w, long K, long C, long k, float 
     }
 }
 
-/// P[c][φ][r + p][q] = x[c][r][q·s + φ - p] for the positions inside the map; the rest of the
+/// P[r + p][c][φ][q] = x[c][r][q·s + φ - p] for the positions inside the map; the rest of the
 /// planes stays as it was (zero: the caller clears the planes once per call).
 FMA_INLINE void split_phases(const float *x, long N, long n, long C, long H, long W, long s, long p,
                              const Tiling *t, float *P) {
@@ -70,10 +70,9 @@ FMA_INLINE void split_phases(const float *x, long N, long n, long C, long H, lon
             if (last < 0) continue;
             long qLo = (p - phase + s - 1) / s; if (qLo < 0) qLo = 0;
             long qHi = last / s + 1; if (qHi > t->Qw) qHi = t->Qw;
-            float *plane = P + (c * t->phases + phase) * t->plane;
             for (long r = 0; r < H; r++) {
                 const float *src = xc + r * W + qLo * s + phase - p;
-                float *dst = plane + (r + p) * t->Qw;
+                float *dst = P + (((r + p) * C + c) * t->phases + phase) * t->Qw;
                 if (s == 1) { memcpy(dst + qLo, src, (size_t)(qHi - qLo) * sizeof(float)); continue; }
                 long q = qLo;
                 if (s == 2) {
@@ -116,8 +115,8 @@ FMA_INLINE void put_tile(float *yr, lanes a0, lanes a1, const Put *u) {
 }
 
 /// One tile of KB output channels x 2 vectors, in registers:
-/// a[r][v] = Σ_c Σ_(i,j) wp[c, i·k + j, r] · P[c][j mod s][row_v + i][col_v + ⌊j/s⌋ ...+8], in
-/// that order, with FMA. P: phase planes (`cstride` floats per channel), taps[t]: offset of tap
+/// a[r][v] = Σ_c Σ_(i,j) wp[c, i·k + j, r] · P[row_v + i][c][j mod s][col_v + ⌊j/s⌋ ...+8], in
+/// that order, with FMA. P: phase planes (`cstride` floats per channel within a row), taps[t]: offset of tap
 /// t, off0/off1: offset of each vector's first tap; wp: [C, k·k, KB] -> y: channel r at yk + r·ldk.
 #define TILE(KB)                                                                                  \
 FMA_INLINE void tile_##KB(const float *P, long C, long cstride, const long *taps, long kk,      \
@@ -147,11 +146,11 @@ TILE(6) TILE(5) TILE(4) TILE(3) TILE(2) TILE(1)
 FMA_FN void moco_direct_conv_avx2(const float *x, long N, long n0, long nb, long C, long H, long W,
                                   long K, long k, long s, long p, const float *wp, float *y, float *ws) {
     Tiling t = tiling(C, H, W, k, s, p);
-    long kk = k * k, cstride = t.phases * t.plane, HoWo = t.Ho * t.Wo;
+    long kk = k * k, cstride = t.phases * t.Qw, rowstride = C * cstride, HoWo = t.Ho * t.Wo;
     long taps[64];   // k·k offsets; k <= 8
     for (long i = 0; i < k; i++)
-        for (long j = 0; j < k; j++) taps[i * k + j] = (j % s) * t.plane + i * t.Qw + j / s;
-    memset(ws, 0, (size_t)(C * cstride) * sizeof(float));
+        for (long j = 0; j < k; j++) taps[i * k + j] = i * rowstride + (j % s) * t.Qw + j / s;
+    memset(ws, 0, (size_t)(t.Hp * rowstride) * sizeof(float));
     for (long n = n0; n < n0 + nb; n++) {
         split_phases(x, N, n, C, H, W, s, p, &t, ws);
         for (long k0 = 0, kb; k0 < K; k0 += kb) {
@@ -162,8 +161,8 @@ FMA_FN void moco_direct_conv_avx2(const float *x, long N, long n0, long nb, long
             for (long oy = 0; oy < t.HoR; oy += t.R) {
                 for (long col = 0; col < t.V; col += 16 / t.R) {
                     long off0, off1;
-                    if (t.R == 2) { off0 = oy * s * t.Qw; off1 = (oy + 1) * s * t.Qw; }
-                    else { off0 = oy * s * t.Qw + col; off1 = off0 + 8; }
+                    if (t.R == 2) { off0 = oy * s * rowstride; off1 = (oy + 1) * s * rowstride; }
+                    else { off0 = oy * s * rowstride + col; off1 = off0 + 8; }
                     Put u = { t.R, t.Ho, t.Wo, oy, col, ldk };
                     switch (kb) {
                     case 6: tile_6(ws, C, cstride, taps, kk, off0, off1, wk, yk, &u); break;

@@ -6,8 +6,8 @@ import CDirectConv
 ///     y[k, n, oy, ox] = Σ_c Σ_i Σ_j w[k, c, i, j] · xpad[c, n, oy·s + i, ox·s + j]
 ///
 /// Per sample, the padded input is split once into its s column phases
-/// P[c][φ][r][q] = xpad[c][r][q·s + φ]; tap (i, j) of an output row is then the contiguous run
-/// P[c][j mod s][oy·s + i][⌊j/s⌋ ...]. A tile of 6 output channels x 16 positions stays in
+/// P[r][c][φ][q] = xpad[c][r][q·s + φ]; tap (i, j) of an output row is then the contiguous run
+/// P[oy·s + i][c][j mod s][⌊j/s⌋ ...]. A tile of 6 output channels x 16 positions stays in
 /// registers while the sum runs over c, i, j in that order. Against im2col + GEMM it never
 /// writes the k²-times larger column matrix, and its tiles fit K = 32 or 64 output channels,
 /// where OpenBLAS's packing is most of the work (`moco bench ops`: docs/performance.md).

@@ -4,8 +4,9 @@
 // Direct convolution on AVX2 + FMA for the convolutions that neither Winograd nor a plain GEMM
 // covers: strided ones (ResNet's 3x3 and 1x1 stride-2 downsampling) and the stem (C = 1 or 3).
 // No im2col columns: per sample, the padded input is split once into its `s` column phases,
-// P[c][φ][r][q] = xpad[c][r][q·s + φ], so that tap (i, j) of output row oy reads the contiguous
-// run P[c][j mod s][oy·s + i][⌊j/s⌋ ...]; 6 output channels x 16 output positions are kept in
+// P[r][c][φ][q] = xpad[c][r][q·s + φ] (rows outermost: the input rows of one output row, every
+// channel and phase, are one block), so that tap (i, j) of output row oy reads the contiguous
+// run P[oy·s + i][c][j mod s][⌊j/s⌋ ...]; 6 output channels x 16 output positions are kept in
 // 12 registers while the sum runs over c, i, j in that order (MoCoLayers/Conv2d.swift).
 
 /// 1 when this CPU and OS run AVX2 and FMA (the functions below may be called), else 0.
