@@ -310,18 +310,10 @@ func winogradWeightGrad<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _
     // The dY plane uses the padded plane's space (th·m·tw·m ≤ Hp·Wp Lanes).
     outputGradientTransform(F.self, dY, N, n0, nb, K, H, W, dM: ML, plane: pad)
 
-    // dU[ξ][K, C] (+)= dM[ξ][K, T] @ V[ξ][C, T]ᵀ. With a long reduction (T ≥ 256: ResNet-20's
-    // first stage) on AVX2 + FMA by CWinograd's kernel, which reads the rows in place; OpenBLAS
-    // packs both operands whole first, as costly as the multiplications for these short
-    // outputs. With a shorter T the kernel's final lane sums cost more than the packing saves.
-    let ownKernel = WinogradFused.isAvailable && T >= 256
+    // dU[ξ][K, C] (+)= dM[ξ][K, T] @ V[ξ][C, T]ᵀ
     for xi in 0..<AA {
-        if ownKernel {
-            moco_gemm_abt_avx2(dM + xi * K * T, T, V + xi * C * T, T, K, C, T, dU + xi * K * C, C, accumulate ? 1 : 0)
-        } else {
-            BLAS.sgemm(transB: true, m: K, n: C, k: T, a: dM + xi * K * T, lda: T, b: V + xi * C * T, ldb: T,
-                       beta: accumulate ? 1 : 0, c: dU + xi * K * C, ldc: C)
-        }
+        BLAS.sgemm(transB: true, m: K, n: C, k: T, a: dM + xi * K * T, lda: T, b: V + xi * C * T, ldb: T,
+                   beta: accumulate ? 1 : 0, c: dU + xi * K * C, ldc: C)
     }
 }
 

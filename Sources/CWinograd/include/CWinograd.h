@@ -40,11 +40,4 @@ long moco_winograd4_fused_workspace(long C, long K, long H, long W);
 void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
                                const float *u, float *y, float *ws);
 
-/// c[M, N] (+)= a[M, T] @ b[N, T]ᵀ (rows lda / ldb / ldc floats apart; T a multiple of 8; added
-/// to c when `accumulate`, else written), on AVX2 + FMA: the weight gradient's GEMMs in the
-/// Winograd domain (CWinogradDW.c). Each output is the sum of 8 lane sums, lane l over the
-/// products at t ≡ l (mod 8) in order of t. Call only when moco_winograd4_fused_available().
-void moco_gemm_abt_avx2(const float *a, long lda, const float *b, long ldb, long M, long N, long T,
-                        float *c, long ldc, int accumulate);
-
 #endif
