@@ -44,8 +44,8 @@ public enum WeightGradAlgorithm: String, Sendable, CaseIterable, Codable {
     public static var choices: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
-/// How the forward pass of a strided convolution (ResNet's 3x3 and 1x1 stride-2 downsampling
-/// layers) is computed; its backward stays on im2col + GEMM.
+/// How the forward pass of a strided convolution with a kernel of 2x2 or more (ResNet's 3x3
+/// stride-2 layers) is computed; its backward, and strided 1x1 layers, stay on im2col + GEMM.
 public enum StridedConvAlgorithm: String, Sendable, CaseIterable, Codable {
     /// im2col + one GEMM per chunk of samples.
     case im2col

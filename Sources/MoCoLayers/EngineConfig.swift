@@ -10,7 +10,7 @@ public struct EngineConfig: Codable, Equatable, Sendable {
     /// Weight gradient of the layers `conv` runs on Winograd. A configuration saved without
     /// this key (before it existed) reads as `.im2col`, so that its runs resume exactly.
     public var weightGrad: WeightGradAlgorithm = .winograd
-    /// Forward of the strided convolutions. A configuration saved without this key (before it
+    /// Forward of the strided 3x3 convolutions. A configuration saved without this key (before it
     /// existed) reads as `.im2col`, so that its runs resume exactly.
     public var strided: StridedConvAlgorithm = .direct
     /// Maximum floats of one worker's im2col columns per GEMM chunk: 2^18 floats (1 MiB) keeps

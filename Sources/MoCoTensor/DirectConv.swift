@@ -1,7 +1,7 @@
 import CDirectConv
 
 /// Direct convolution on AVX2 + FMA (`CDirectConv`) for strided convolutions, which neither
-/// Winograd nor a plain GEMM covers: ResNet's 3x3 and 1x1 stride-2 downsampling layers.
+/// Winograd nor a plain GEMM covers: ResNet's 3x3 stride-2 downsampling layers.
 ///
 ///     y[k, n, oy, ox] = Σ_c Σ_i Σ_j w[k, c, i, j] · xpad[c, n, oy·s + i, ox·s + j]
 ///
@@ -15,11 +15,15 @@ public enum DirectConv {
     /// Whether this CPU runs the kernel (AVX2 and FMA).
     public static let isAvailable = moco_direct_conv_available() != 0
 
-    /// Whether the kernel computes this convolution: the CPU has it, the stride is above 1, and
-    /// at least 3/4 of each tile's lanes are output positions (tiles are 2 rows x 8 columns for
-    /// Wo <= 8, else 16-column blocks of one row): 7x7, 8x8, 14x14, 16x16 outputs, not 4x4.
+    /// Whether the kernel computes this convolution: the CPU has it, the stride is above 1, the
+    /// kernel is 2x2 to 8x8, and at least 3/4 of each tile's lanes are output positions (tiles
+    /// are 2 rows x 8 columns for Wo <= 8, else 16-column blocks of one row): 7x7, 8x8, 14x14,
+    /// 16x16 outputs, not 4x4. A strided 1x1 convolution stays on im2col + GEMM, where im2col
+    /// is a plain subsampling: with only C products per output the kernel's per-tile work
+    /// dominates (`moco bench ops --arch resnet20 --batch 256 --threads 1`: ResNet-20's 1x1
+    /// downsampling layers 0.66-0.85x of im2col; its 3x3 stride-2 layers 1.15-1.35x).
     public static func applies(_ g: ConvGeometry) -> Bool {
-        isAvailable && g.stride > 1 && g.kernel <= 8 && moco_direct_conv_utilization(g.outWidth) >= 75
+        isAvailable && g.stride > 1 && g.kernel > 1 && g.kernel <= 8 && moco_direct_conv_utilization(g.outWidth) >= 75
     }
 
     /// Floats of one worker's phase planes.

@@ -34,7 +34,7 @@ struct Bench: ParsableCommand {
         @Option(help: "Timed repetitions per op (median).") var repeats = 5
         @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
         @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
-        @Option(name: .customLong("conv-strided"), help: "Forward of the strided convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
+        @Option(name: .customLong("conv-strided"), help: "Forward of the strided 3x3 convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
 
         func run() throws {
             Runtime.run { comm in
@@ -75,7 +75,7 @@ struct Bench: ParsableCommand {
         @Flag(help: "Print one JSON line.") var json = false
         @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
         @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
-        @Option(name: .customLong("conv-strided"), help: "Forward of the strided convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
+        @Option(name: .customLong("conv-strided"), help: "Forward of the strided 3x3 convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
         @Option(help: ArgumentHelp("Write a Chrome trace of each rank's steps, phases and collectives to FILE (FILE.rankR.json under mpirun; an existing file is not replaced).", valueName: "file")) var timeline: String?
         @Option(help: Runtime.progressThreadHelp) var progressThread = 0
 

@@ -22,7 +22,7 @@ struct Replay: ParsableCommand {
     @Option(help: "The trajectory file.") var trajectory: String
     @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
     @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
-    @Option(name: .customLong("conv-strided"), help: "Forward of the strided convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
+    @Option(name: .customLong("conv-strided"), help: "Forward of the strided 3x3 convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
     @Option(help: "Engine threads per rank.") var threads: Int?
     @Option(help: "Print every N steps.") var every = 10
     @Flag(help: "Print one JSON line with every step and the verdict.") var json = false

@@ -72,7 +72,7 @@ struct Train: ParsableCommand {
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
     @Option(help: "3x3 stride-1 convolutions (default: MOCO_CONV, else winograd4).") var conv: ConvAlgorithm?
     @Option(name: .customLong("conv-dw"), help: "Weight gradient of the Winograd convolutions (default: MOCO_CONV_DW, else winograd).") var convDW: WeightGradAlgorithm?
-    @Option(name: .customLong("conv-strided"), help: "Forward of the strided convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
+    @Option(name: .customLong("conv-strided"), help: "Forward of the strided 3x3 convolutions: direct (AVX2 kernel, no im2col columns) or im2col (default: MOCO_CONV_STRIDED, else direct).") var convStrided: StridedConvAlgorithm?
     @Option(help: "Seconds a collective (or, on one process, a step) may take before the watchdog ends the whole job, naming the step, the operation and the ranks missing from it (0 = no watchdog).") var collectiveTimeout: Double = Train.defaultCollectiveTimeout
     @Option(help: "Stop after this many epochs (keeping the --epochs schedule), as an interrupted run would; for testing --resume.") var stopAfter: Int?
     @Option(help: ArgumentHelp("Write a Chrome trace (Perfetto, chrome://tracing) of each rank's steps, phases, data waits, collectives and gradient-bucket allreduces to FILE (FILE.rankR.json under mpirun; an existing file is not replaced; docs/performance.md, \"Timeline\").", valueName: "file")) var timeline: String?

@@ -84,8 +84,12 @@ final class ConvGradientTests: XCTestCase {
     func testStridedDirect3x3Width30() {
         runConv(c: 2, k: 8, kernel: 3, stride: 2, pad: 1, n: 2, h: 5, w: 60, expectDirect: true)    // 3x30, K = 4 + 4
     }
-    func testStridedDirect1x1() {
-        runConv(c: 4, k: 11, kernel: 1, stride: 2, pad: 0, n: 9, h: 14, w: 13, expectDirect: true)  // 7x7, K = 6 + 5
+    func testStridedDirect2x2() {
+        runConv(c: 4, k: 11, kernel: 2, stride: 2, pad: 0, n: 9, h: 14, w: 13, expectDirect: true)  // 7x6, K = 6 + 5
+    }
+    /// A strided 1x1 convolution stays on im2col (`DirectConv.applies`).
+    func testStrided1x1StaysOnIm2col() {
+        runConv(c: 4, k: 11, kernel: 1, stride: 2, pad: 0, n: 9, h: 14, w: 13)
     }
     func testStridedDirect5x5Stride3() {
         runConv(c: 2, k: 9, kernel: 5, stride: 3, pad: 2, n: 2, h: 7, w: 40, expectDirect: true)    // 3x14, K = 6 + 3

@@ -19,7 +19,7 @@ final class DirectConvTests: XCTestCase {
         return conv
     }
 
-    /// ResNet-20's and ResNet-18's strided layers (batch 9: a partial group of 8 samples) and
+    /// ResNet-20's and ResNet-18's strided 3x3 layers (batch 9: a partial group of 8 samples) and
     /// random geometries: the direct forward equals im2col + GEMM up to float32 rounding of sums
     /// of C·k² products, each taken in a different order. Bound: 1e-5 of Σ|w| of the output
     /// channel times max |x|, about 170 roundings of 2^-24 (C·k² is at most 1152 here); a tap read
@@ -27,12 +27,11 @@ final class DirectConvTests: XCTestCase {
     func testMatchesIm2colOnResNetAndRandomShapes() throws {
         try XCTSkipUnless(DirectConv.isAvailable, "the direct kernel needs AVX2 and FMA")
         var shapes: [(c: Int, k: Int, kernel: Int, stride: Int, pad: Int, h: Int, w: Int)] = [
-            (16, 32, 3, 2, 1, 28, 28), (32, 64, 3, 2, 1, 14, 14), (16, 32, 1, 2, 0, 28, 28), (32, 64, 1, 2, 0, 14, 14),
-            (64, 128, 3, 2, 1, 32, 32), (128, 256, 3, 2, 1, 16, 16), (64, 128, 1, 2, 0, 32, 32),
+            (16, 32, 3, 2, 1, 28, 28), (32, 64, 3, 2, 1, 14, 14), (64, 128, 3, 2, 1, 32, 32), (128, 256, 3, 2, 1, 16, 16),
         ]
         var rng = Xoshiro(seed: 11)
         while shapes.count < 30 {
-            let kernel = [1, 3, 3, 5][Int(rng.next() % 4)], stride = 2 + Int(rng.next() % 2)
+            let kernel = [2, 3, 3, 5][Int(rng.next() % 4)], stride = 2 + Int(rng.next() % 2)
             let pad = Int(rng.next() % UInt64(kernel / 2 + 1))
             let h = kernel + Int(rng.next() % 40), w = kernel + Int(rng.next() % 70)
             let g = ConvGeometry(channels: 1, height: h, width: w, kernel: kernel, stride: stride, padding: pad)
@@ -85,8 +84,9 @@ final class DirectConvTests: XCTestCase {
         XCTAssertEqual(outputs[0], outputs[2])
     }
 
-    /// Where the direct kernel is chosen: strided layers whose output rows fill at least 3/4 of
-    /// its tiles (ResNet-20's and ResNet-18's, except ResNet-18's 4x4 output), never stride 1.
+    /// Where the direct kernel is chosen: strided layers of 2x2 and larger kernels whose output
+    /// rows fill at least 3/4 of its tiles (ResNet-20's and ResNet-18's 3x3 ones, except
+    /// ResNet-18's 4x4 output), never stride 1 or a 1x1 kernel.
     func testSelection() {
         func g(_ h: Int, kernel: Int = 3, stride: Int = 2) -> ConvGeometry {
             ConvGeometry(channels: 16, height: h, width: h, kernel: kernel, stride: stride, padding: kernel / 2)
@@ -99,5 +99,6 @@ final class DirectConvTests: XCTestCase {
         XCTAssertFalse(DirectConv.applies(g(8)))              // 4x4: half of each tile
         XCTAssertFalse(DirectConv.applies(g(28, stride: 1)))  // Winograd's or im2col's
         XCTAssertFalse(DirectConv.applies(g(28, kernel: 1, stride: 1)))
+        XCTAssertFalse(DirectConv.applies(g(28, kernel: 1)))     // 1x1 stride 2: im2col's subsampling
     }
 }

@@ -2,7 +2,7 @@
 #define CDIRECTCONV_H
 
 // Direct convolution on AVX2 + FMA for the convolutions that neither Winograd nor a plain GEMM
-// covers: strided ones (ResNet's 3x3 and 1x1 stride-2 downsampling) and the stem (C = 1 or 3).
+// covers: strided ones (ResNet's 3x3 stride-2 layers).
 // No im2col columns: per sample, the padded input is split once into its `s` column phases,
 // P[r][c][φ][q] = xpad[c][r][q·s + φ] (rows outermost: the input rows of one output row, every
 // channel and phase, are one block), so that tap (i, j) of output row oy reads the contiguous
