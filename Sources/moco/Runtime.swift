@@ -90,30 +90,19 @@ enum Runtime {
                        strided: StridedConvAlgorithm? = nil) throws -> EngineConfig {
         let env = ProcessInfo.processInfo.environment
         var e = EngineConfig(threads: threads.flatMap { $0 > 0 ? $0 : nil } ?? defaultThreads())
-        if let conv {
-            e.conv = conv
-        } else if let name = env["MOCO_CONV"] {
-            guard let a = ConvAlgorithm(rawValue: name) else {
-                throw ValidationError("unknown MOCO_CONV '\(name)' (choose \(ConvAlgorithm.choices))")
+        // The flag, else the environment variable (a misspelt value is an error), else the default.
+        func choice<A: RawRepresentable & CaseIterable>(_ flag: A?, _ name: String) throws -> A? where A.RawValue == String {
+            if let flag { return flag }
+            guard let value = env[name] else { return nil }
+            guard let a = A(rawValue: value) else {
+                let choices = A.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("unknown \(name) '\(value)' (choose \(choices))")
             }
-            e.conv = a
+            return a
         }
-        if let weightGrad {
-            e.weightGrad = weightGrad
-        } else if let name = env["MOCO_CONV_DW"] {
-            guard let a = WeightGradAlgorithm(rawValue: name) else {
-                throw ValidationError("unknown MOCO_CONV_DW '\(name)' (choose \(WeightGradAlgorithm.choices))")
-            }
-            e.weightGrad = a
-        }
-        if let strided {
-            e.strided = strided
-        } else if let name = env["MOCO_CONV_STRIDED"] {
-            guard let a = StridedConvAlgorithm(rawValue: name) else {
-                throw ValidationError("unknown MOCO_CONV_STRIDED '\(name)' (choose \(StridedConvAlgorithm.choices))")
-            }
-            e.strided = a
-        }
+        if let a = try choice(conv, "MOCO_CONV") { e.conv = a }
+        if let a = try choice(weightGrad, "MOCO_CONV_DW") { e.weightGrad = a }
+        if let a = try choice(strided, "MOCO_CONV_STRIDED") { e.strided = a }
         func floats(_ name: String) throws -> Int? {
             guard let v = env[name] else { return nil }
             guard let n = Int(v), n > 0 else { throw ValidationError("\(name)='\(v)' must be a positive number of floats") }

@@ -137,15 +137,18 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(typo.stderr.contains("memory-bank"), typo.stderr)
     }
 
+    /// `moco train --dry-run` on synthetic data into a fresh directory: the printed configuration.
+    func dryRun(_ name: String, _ flags: [String] = [], env: [String: String] = [:]) throws -> ProcessResult {
+        try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent(name).path, "--dry-run"] + flags, env: env)
+    }
+
     /// The convolution algorithm: recorded in the configuration; a misspelt MOCO_CONV is an
     /// error, not a silent fallback.
     func testConvAlgorithmIsRecordedAndValidated() throws {
-        let ok = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("c").path, "--dry-run"],
-                          env: ["MOCO_CONV": "winograd2"])
+        let ok = try dryRun("c", env: ["MOCO_CONV": "winograd2"])
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("\"conv\" : \"winograd2\""), ok.stdout)
-        let bad = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("d").path, "--dry-run"],
-                           env: ["MOCO_CONV": "winograd3"])
+        let bad = try dryRun("d", env: ["MOCO_CONV": "winograd3"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("unknown MOCO_CONV 'winograd3'"), bad.stderr)
     }
@@ -153,19 +156,13 @@ final class CLITests: XCTestCase {
     /// The strided convolutions' algorithm: `--conv-strided` over MOCO_CONV_STRIDED over the
     /// default (direct), recorded in the configuration; a misspelt value is an error.
     func testStridedConvIsRecordedAndValidated() throws {
-        let dflt = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s1").path, "--dry-run"])
-        XCTAssertEqual(dflt.status, 0, dflt.stderr)
-        XCTAssertTrue(dflt.stdout.contains("\"strided\" : \"direct\""), dflt.stdout)
-        let env = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s2").path, "--dry-run"],
-                           env: ["MOCO_CONV_STRIDED": "im2col"])
-        XCTAssertEqual(env.status, 0, env.stderr)
-        XCTAssertTrue(env.stdout.contains("\"strided\" : \"im2col\""), env.stdout)
-        let flag = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s3").path, "--dry-run",
-                             "--conv-strided", "direct"], env: ["MOCO_CONV_STRIDED": "im2col"])
-        XCTAssertEqual(flag.status, 0, flag.stderr)
-        XCTAssertTrue(flag.stdout.contains("\"strided\" : \"direct\""), flag.stdout)
-        let bad = try moco(["train", "--data", "synthetic", "--out", tmp.appendingPathComponent("s4").path, "--dry-run"],
-                           env: ["MOCO_CONV_STRIDED": "winograd"])
+        for (name, flags, env, expected) in [("s1", [], [:], "direct"), ("s2", [], ["MOCO_CONV_STRIDED": "im2col"], "im2col"),
+                                             ("s3", ["--conv-strided", "direct"], ["MOCO_CONV_STRIDED": "im2col"], "direct")] {
+            let r = try dryRun(name, flags, env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("\"strided\" : \"\(expected)\""), "\(name): \(r.stdout)")
+        }
+        let bad = try dryRun("s4", env: ["MOCO_CONV_STRIDED": "winograd"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("unknown MOCO_CONV_STRIDED 'winograd' (choose im2col, direct)"), bad.stderr)
         let badFlag = try moco(["bench", "ops", "--conv-strided", "fast"])

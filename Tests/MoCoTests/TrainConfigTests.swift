@@ -87,38 +87,34 @@ final class TrainConfigTests: XCTestCase {
         XCTAssertEqual(c.engine.weightGrad, .im2col)
     }
 
-    /// `--conv-dw`: new configurations compute the Winograd layers' weight gradient in the
-    /// Winograd domain and say so; an engine section written before the key existed reads as
-    /// im2col, what those runs used, so that they resume exactly.
-    func testWeightGradientDefaultAndUnrecorded() throws {
-        var c = TrainConfig.preset(.mocoV2)
-        XCTAssertEqual(c.engine.weightGrad, .winograd)
-        XCTAssertTrue(c.jsonString().contains(#""weightGrad" : "winograd""#), "the algorithm is written")
-        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.weightGrad, .winograd)
-        c.engine.weightGrad = .im2col
-        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.weightGrad, .im2col)
-        let unrecorded = c.jsonString(pretty: false).replacingOccurrences(of: #""weightGrad":"im2col","#, with: "")
-            .replacingOccurrences(of: #","weightGrad":"im2col""#, with: "")
-        XCTAssertFalse(unrecorded.contains("weightGrad"))
-        XCTAssertEqual(try TrainConfig.from(json: unrecorded).engine.weightGrad, .im2col)
+    /// An engine setting added after runs existed: `fresh` in a new configuration (and written
+    /// there), both values read back, and an engine section without the key (written before it
+    /// existed) read as `legacy`, what those runs used, so that they resume exactly.
+    func checkEngineKey<A: Equatable & RawRepresentable>(_ key: String, _ path: WritableKeyPath<EngineConfig, A>,
+                                                         fresh: A, legacy: A) throws where A.RawValue == String {
+        var c = TrainConfig.preset(.fashionMNIST)
+        XCTAssertEqual(c.engine[keyPath: path], fresh)
+        XCTAssertTrue(c.jsonString().contains("\"\(key)\" : \"\(fresh.rawValue)\""), "\(key) is written")
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine[keyPath: path], fresh)
+        c.engine[keyPath: path] = legacy
+        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine[keyPath: path], legacy)
+        c.engine[keyPath: path] = fresh
+        let entry = "\"\(key)\":\"\(fresh.rawValue)\""
+        let unrecorded = c.jsonString(pretty: false).replacingOccurrences(of: entry + ",", with: "")
+            .replacingOccurrences(of: "," + entry, with: "")
+        XCTAssertFalse(unrecorded.contains(key))
+        XCTAssertEqual(try TrainConfig.from(json: unrecorded).engine[keyPath: path], legacy)
     }
 
-    /// `--conv-strided`: new configurations run the strided convolutions' forward on the direct
-    /// kernel and say so; an engine section written before the key existed reads as im2col,
-    /// what those runs used, so that they resume exactly.
+    /// `--conv-dw`: the Winograd layers' weight gradient in the Winograd domain; im2col before.
+    func testWeightGradientDefaultAndUnrecorded() throws {
+        try checkEngineKey("weightGrad", \.weightGrad, fresh: WeightGradAlgorithm.winograd, legacy: .im2col)
+    }
+
+    /// `--conv-strided`: the strided convolutions' forward on the direct kernel; im2col before,
+    /// also in the flat configurations of the first releases.
     func testStridedDefaultAndUnrecorded() throws {
-        var c = TrainConfig.preset(.fashionMNIST)
-        XCTAssertEqual(c.engine.strided, .direct)
-        XCTAssertTrue(c.jsonString().contains(#""strided" : "direct""#), "the algorithm is written")
-        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.strided, .direct)
-        c.engine.strided = .im2col
-        XCTAssertEqual(try TrainConfig.from(json: c.jsonString()).engine.strided, .im2col)
-        c.engine.strided = .direct
-        let unrecorded = c.jsonString(pretty: false).replacingOccurrences(of: #""strided":"direct","#, with: "")
-            .replacingOccurrences(of: #","strided":"direct""#, with: "")
-        XCTAssertFalse(unrecorded.contains("strided"))
-        XCTAssertEqual(try TrainConfig.from(json: unrecorded).engine.strided, .im2col)
-        // The flat configurations of the first releases: im2col too.
+        try checkEngineKey("strided", \.strided, fresh: StridedConvAlgorithm.direct, legacy: .im2col)
         XCTAssertEqual(try TrainConfig.from(json: Self.flatJSON).engine.strided, .im2col)
     }
 
