@@ -19,28 +19,27 @@ typedef __m256 lanes;
 /// and the phase planes' extent: Hp rows (every row a tile reads, padding included) of Qw floats.
 typedef struct { long Ho, Wo, R, V, HoR, Hp, Qw, phases, plane; } Tiling;
 
-static Tiling tiling(long C, long H, long W, long k, long s, long p) {
+/// Columns of a tile row: 8 (two rows per tile) when Wo <= 8, else whole blocks of 16.
+static long tile_width(long Wo) { return Wo <= 8 ? 8 : 16 * ((Wo + 15) / 16); }
+
+static Tiling tiling(long H, long W, long k, long s, long p) {
     Tiling t;
     t.Ho = (H + 2 * p - k) / s + 1; t.Wo = (W + 2 * p - k) / s + 1;
     t.R = t.Wo <= 8 ? 2 : 1;
-    t.V = t.Wo <= 8 ? 8 : 16 * ((t.Wo + 15) / 16);
+    t.V = tile_width(t.Wo);
     t.HoR = t.R * ((t.Ho + t.R - 1) / t.R);
     long reach = (t.HoR - 1) * s + k;
     t.Hp = H + 2 * p > reach ? H + 2 * p : reach;
     t.Qw = t.V + (k - 1) / s;
     t.phases = s < k ? s : k;
     t.plane = t.Hp * t.Qw;
-    (void)C;
     return t;
 }
 
-long moco_direct_conv_utilization(long Wo) {
-    long V = Wo <= 8 ? 8 : 16 * ((Wo + 15) / 16);
-    return 100 * Wo / V;
-}
+long moco_direct_conv_utilization(long Wo) { return 100 * Wo / tile_width(Wo); }
 
 long moco_direct_conv_workspace(long C, long H, long W, long k, long s, long p) {
-    Tiling t = tiling(C, H, W, k, s, p);
+    Tiling t = tiling(H, W, k, s, p);
     return C * t.phases * t.plane;
 }
 
@@ -145,7 +144,7 @@ TILE(6) TILE(5) TILE(4) TILE(3) TILE(2) TILE(1)
 
 FMA_FN void moco_direct_conv_avx2(const float *x, long N, long n0, long nb, long C, long H, long W,
                                   long K, long k, long s, long p, const float *wp, float *y, float *ws) {
-    Tiling t = tiling(C, H, W, k, s, p);
+    Tiling t = tiling(H, W, k, s, p);
     long kk = k * k, cstride = t.phases * t.Qw, rowstride = C * cstride, HoWo = t.Ho * t.Wo;
     long taps[64];   // k·k offsets; k <= 8
     for (long i = 0; i < k; i++)
