@@ -10,8 +10,11 @@ held out (bank = the first 60000 - N training images, queries = the last N) and 
 (bank = all 60,000). Any block can be read, also those inside a stage (e.g. layer3.0).
 
     python scripts/layer_knn_pytorch.py CKPT --layers layer2:4,layer2:7,layer3:4 [--arch resnet20] [--held-out 10000]
+    python scripts/layer_knn_pytorch.py CKPT --layers layer2:7+layer3:1@0.5      # --features stage2-grid7+stage3@0.5
 
 `layerS` is the output of stage S (`--features stageS-gridG`; layer3 of ResNet-20 is `gridG`).
+Blocks joined by `+` are read together as `moco knn` reads `--features A+B@W`: each part
+L2-normalised and multiplied by its weight (default 1), concatenated, normalised again.
 Needs torch, safetensors and numpy (the venv of scripts/compare_pytorch.sh);
 Debian's dataset-fashion-mnist package for the images.
 """
@@ -33,7 +36,10 @@ p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
 p.add_argument("--threads", type=int, default=1)
 a = p.parse_args()
 torch.set_num_threads(a.threads)
-specs = [(b, int(g)) for b, g in (s.split(":") for s in a.layers.split(","))]
+# Each entry: parts (block, grid, weight).
+entries = [[(b, int(g.split("@")[0]), float(g.split("@")[1]) if "@" in g else 1.0)
+            for b, g in (part.split(":") for part in entry.split("+"))] for entry in a.layers.split(",")]
+specs = sorted({(b, g) for parts in entries for b, g, _ in parts})
 
 ns = build_modules()
 model = ns["make_encoder"](a.arch) if isinstance(ns, dict) else ns.make_encoder(a.arch)
@@ -75,8 +81,15 @@ def features(x):
 
 ftr, fte = features(xtr), features(xte)
 n = len(ytr) - a.held_out
-for b, g in specs:
-    f = ftr[(b, g)]
+def combine(feats, parts):
+    if len(parts) == 1:
+        return feats[parts[0][:2]]
+    return torch.nn.functional.normalize(torch.cat([w * feats[(b, g)] for b, g, w in parts], dim=1), dim=1)
+
+
+for parts in entries:
+    f, t = combine(ftr, parts), combine(fte, parts)
     held = knn_top1(torch, f[:n], ytr[:n], f[n:], ytr[n:])
-    test = knn_top1(torch, f, ytr, fte[(b, g)], yte)
-    print(f"{b:10s} grid{g:<3d} {f.shape[1]:5d}-d  held-out {held:.2f}  test {test:.2f}", flush=True)
+    test = knn_top1(torch, f, ytr, t, yte)
+    name = "+".join(f"{b}:{g}" + (f"@{w:g}" if w != 1 else "") for b, g, w in parts)
+    print(f"{name:24s} {f.shape[1]:5d}-d  held-out {held:.2f}  test {test:.2f}", flush=True)

@@ -51,7 +51,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var knnBank: Int? = nil
     public var knnTest: Int? = nil
     /// The activation the kNN monitor reads (nil: `.backbone`, as every run before the field).
-    public var knnFeatures: FeatureLayer? = nil
+    public var knnFeatures: FeatureSpec? = nil
     public var logEvery = 10
     public var saveEvery = 1
     public var checkConsistency = 0

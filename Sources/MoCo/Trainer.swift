@@ -198,7 +198,7 @@ public final class Trainer {
         model.plan(localBatch: c.batchSize / W, channels: train.channels, height: train.height, width: train.width)
         let extractor = try FeatureExtractor(architecture: c.moco.architecture, head: c.moco.head, inChannels: train.channels,
                                              dim: c.moco.dim, height: train.height, width: train.width, engine: c.engine,
-                                             hidden: c.moco.mlpDim, layer: c.knnFeatures ?? .backbone)
+                                             hidden: c.moco.mlpDim, features: c.knnFeatures ?? .backbone)
         let run = Run(model: model, train: train, test: test, sampler: sampler, extractor: extractor, metrics: metrics,
                       start: position.at, globalStep: position.step)
         if let consistency {

@@ -218,8 +218,10 @@ public final class Encoder {
 
     /// images: [N, C, H, W] -> features [N, d], projection [N, dim]; with `throughBlock: i`, only
     /// the stem and blocks 0...i, whose last output `blocks[i].y` [width, N, h, w] is then
-    /// intact (`blockMapSizes[i]`): no pooling, no head.
-    public func forward(_ images: UnsafePointer<Float>, training: Bool, withHead: Bool = true, throughBlock: Int? = nil) {
+    /// intact (`blockMapSizes[i]`): no pooling, no head. `afterBlock(i)` runs right after block i,
+    /// while its output `blocks[i].y` is intact (a forward-only plan reuses it for later blocks).
+    public func forward(_ images: UnsafePointer<Float>, training: Bool, withHead: Bool = true, throughBlock: Int? = nil,
+                        afterBlock: ((Int) -> Void)? = nil) {
         let hw = height * width
         nchwToCnhw(images, n: batch, c: inChannels, hw: hw, input.ptr)
         conv1.forward(input.ptr)
@@ -228,6 +230,7 @@ public final class Encoder {
         for (i, b) in blocks.enumerated() {
             b.forward(x, training: training)
             x = UnsafePointer(b.y.ptr)
+            afterBlock?(i)
             if i == throughBlock { return }
         }
         pool.forward(x)

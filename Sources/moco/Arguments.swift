@@ -7,9 +7,10 @@ import MoCoOptim
 // The library's choices as swift-argument-parser values: each flag lists its values in
 // `--help`, and a misspelt value is rejected with the list.
 extension Architecture: ExpressibleByArgument {}
-/// An open family (`gridG`, `stageS-gridG`), so no closed list of values: the option's help
-/// gives the forms, and a value outside them is refused by name.
-extension FeatureLayer: ExpressibleByArgument {
+/// An open family (`gridG`, `stageS-gridG`, layers joined by `+` with optional `@W` weights), so
+/// no closed list of values: the options' help gives the forms, and a value outside them is
+/// refused by name.
+extension FeatureSpec: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
     public var defaultValueDescription: String { description }
 }

@@ -19,7 +19,7 @@ struct EvalOptions: ParsableArguments {
     @Flag(help: "Baseline: a randomly initialised encoder.") var randomInit = false
     @Option(help: "Seed of --random-init.") var seed: UInt64 = 0
     @Option(help: "Initial convolution weights of --random-init (as moco train --init).") var `init`: InitScheme = .default
-    @Option(help: "Features: backbone (pooled, default), gridG (the last map pooled to a GxG grid, e.g. grid4), stageS or stageS-gridG (the output of stage S pooled, e.g. stage2-grid4), hidden (the mlp head's hidden layer) or projection (the head's output); the last two need the head's weights.") var features: FeatureLayer = .backbone
+    @Option(help: "Features: backbone (pooled, default), gridG (the last map pooled to a GxG grid, e.g. grid4), stageS or stageS-gridG (the output of stage S pooled, e.g. stage2-grid4), hidden (the mlp head's hidden layer) or projection (the head's output); or several joined by + (each part L2-normalised, weighted by an optional @W, concatenated: stage2-grid7+backbone@0.5); hidden and projection need the head's weights.") var features: FeatureSpec = .backbone
     @Option(help: "Engine threads per rank (default: cores / ranks on the node).") var threads: Int?
 
     /// The engine settings of an evaluation (threads; the configured or build-default convolution).
@@ -67,7 +67,7 @@ struct EvalOptions: ParsableArguments {
             }
             let fx = try FeatureExtractor(architecture: e.architecture, head: e.head, inChannels: e.inChannels, dim: e.dim,
                                           height: train.height, width: train.width, engine: engine, hidden: e.projector?.hidden,
-                                          layer: features)
+                                          features: features)
             fx.encoder.copyState(from: e)
             let layer = features == .backbone ? "" : " \(features)"
             let label = randomInit ? "random \(e.architecture.rawValue)\(layer) (\(`init`.rawValue) init, seed \(seed))"

@@ -60,7 +60,7 @@ struct Train: ParsableCommand {
     @Option(help: "Checkpoint every E epochs (and at the end).") var saveEvery: Int?
     @Option(help: "kNN monitor every E epochs (0 = never).") var knnEvery: Int?
     @Flag(help: "Also run the kNN monitor before the first step (epoch 0: the randomly initialised encoder, the baseline).") var knnAtStart = false
-    @Option(help: "kNN monitor features: backbone (pooled, default), gridG (the last map pooled to a GxG grid, e.g. grid4), stageS or stageS-gridG (the output of stage S pooled, e.g. stage2-grid4), hidden (the mlp head's hidden layer) or projection (the head's output).") var knnFeatures: FeatureLayer?
+    @Option(help: "kNN monitor features: backbone (pooled, default), gridG (the last map pooled to a GxG grid, e.g. grid4), stageS or stageS-gridG (the output of stage S pooled, e.g. stage2-grid4), hidden (the mlp head's hidden layer) or projection (the head's output); or several joined by + (each part L2-normalised, weighted by an optional @W, concatenated: stage2-grid7+backbone@0.5).") var knnFeatures: FeatureSpec?
     @Option(help: "kNN neighbours.") var knnK: Int?
     @Option(help: "kNN temperature.") var knnT: Float?
     @Option(help: "kNN monitor: the first N training images as the bank (default all).") var knnBank: Int?

@@ -391,13 +391,13 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--knn-test must be positive"), bad.stderr)
     }
 
-    /// `--knn-features` / `--features`: the monitor of a run that reads the head's output and
-    /// `moco knn --features projection` on its checkpoint agree to the digit (same bank, test set
-    /// and encoder); the hidden layer evaluates too; raw pixels have no layers.
+    /// `--knn-features` / `--features`: the monitor of a run that reads the head's output beside
+    /// a stage's grid and `moco knn --features` of the same on its checkpoint agree to the digit
+    /// (same bank, test set and encoder); the hidden layer evaluates too; raw pixels have no layers.
     func testKnnFeatureLayers() throws {
         let out = tmp.appendingPathComponent("layers").path
         let r = try moco(["train", "--data", "synthetic", "--epochs", "1", "--train-subset", "256", "--batch-size", "32",
-                          "--queue-size", "128", "--knn-features", "projection", "--log-every", "100", "--out", out])
+                          "--queue-size", "128", "--knn-features", "projection+stage2-grid2@0.5", "--log-every", "100", "--out", out])
         XCTAssertEqual(r.status, 0, r.stderr)
         let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8)
         let monitor = try XCTUnwrap(metrics.split(separator: "\n")
@@ -408,8 +408,12 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(k.status, 0, k.stderr)
             return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(k.stdout.utf8)) as? [String: Any])
         }
+        let monitored = try knn("projection+stage2-grid2@0.5")
+        XCTAssertEqual(monitored["knn_top1"] as? Double ?? -1, monitor, accuracy: 1e-9)
+        let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+        XCTAssertTrue(config.contains("\"knnFeatures\" : \"projection+stage2-grid2@0.5\""), config)
         let projection = try knn("projection")
-        XCTAssertEqual(projection["knn_top1"] as? Double ?? -1, monitor, accuracy: 1e-9)
+        XCTAssertTrue((0...100).contains(projection["knn_top1"] as? Double ?? -1), "\(projection)")
         XCTAssertTrue((projection["features"] as? String ?? "").contains("resnet20 projection from"), "\(projection)")
         let hidden = try knn("hidden")
         XCTAssertTrue((0...100).contains(hidden["knn_top1"] as? Double ?? -1), "\(hidden)")
@@ -417,6 +421,12 @@ final class CLITests: XCTestCase {
         let stage = try knn("stage2-grid4")
         XCTAssertTrue((0...100).contains(stage["knn_top1"] as? Double ?? -1), "\(stage)")
         XCTAssertTrue((stage["features"] as? String ?? "").contains("resnet20 stage2-grid4 from"), "\(stage)")
+        let combined = try knn("stage2-grid4+backbone@0.5")
+        XCTAssertTrue((0...100).contains(combined["knn_top1"] as? Double ?? -1), "\(combined)")
+        XCTAssertTrue((combined["features"] as? String ?? "").contains("resnet20 stage2-grid4+backbone@0.5 from"), "\(combined)")
+        let twice = try moco(["knn", "--weights", out + "/checkpoint_0001.safetensors", "--features", "stage2+stage2"])
+        XCTAssertNotEqual(twice.status, 0)
+        XCTAssertTrue(twice.stderr.contains("'stage2+stage2' is invalid for '--features"), twice.stderr)
         let finer = try moco(["knn", "--weights", out + "/checkpoint_0001.safetensors", "--features", "stage2-grid15", "--knn-bank", "256"])
         XCTAssertNotEqual(finer.status, 0)
         XCTAssertTrue(finer.stderr.contains("stage 2's map is 14x14"), finer.stderr)

@@ -158,13 +158,108 @@ final class FeatureLayerTests: XCTestCase {
         }
         // In a configuration file: a string; a bad one is refused with the forms.
         var c = try TrainConfig.preset("moco-v2")
-        c.knnFeatures = FeatureLayer("stage2-grid4")
+        c.knnFeatures = FeatureSpec(FeatureLayer("stage2-grid4")!)
         let json = c.jsonString()
         XCTAssertTrue(json.contains("\"knnFeatures\" : \"stage2-grid4\""), json)
-        XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)).knnFeatures, FeatureLayer("stage2-grid4"))
+        XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(json.utf8)).knnFeatures, FeatureSpec("stage2-grid4"))
+        let combined = json.replacingOccurrences(of: "\"stage2-grid4\"", with: "\"stage2-grid7+backbone@0.5\"")
+        XCTAssertEqual(try JSONDecoder().decode(TrainConfig.self, from: Data(combined.utf8)).knnFeatures?.description,
+                       "stage2-grid7+backbone@0.5")
         let bad = json.replacingOccurrences(of: "stage2-grid4", with: "stage2-grid")
         XCTAssertThrowsError(try JSONDecoder().decode(TrainConfig.self, from: Data(bad.utf8))) { error in
             XCTAssertTrue("\(error)".contains("feature layer \"stage2-grid\""), "\(error)")
+        }
+    }
+
+    /// Layers read together (`FeatureSpec`): the rows are each part of the encoder's own
+    /// activations (the reference above), normalised, weighted and concatenated, then normalised
+    /// as a whole, so that a dot product of two rows is the weighted mean of the parts' cosines;
+    /// unnormalised (the linear probe) they are the parts' raw rows side by side.
+    func testCombinedLayers() throws {
+        let n = 5
+        let e = Encoder(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, trainable: false, hidden: 40)
+        e.initialize(seed: 11)
+        let ref = reference(e, n: n)
+        let spec = try XCTUnwrap(FeatureSpec("stage2-grid4+backbone@0.5+stage1-grid2@2+projection@0.25"))
+        // Each part's raw rows [n, width] and weight, computed apart from FeatureExtractor.
+        let s2 = ref.stageMaps[1], s1 = ref.stageMaps[0]
+        let raw: [([Float], Int, Float)] = [
+            (s2.map.withUnsafeBufferPointer { gridPool($0.baseAddress!, d: 32, n: n, h: 14, w: 14, g: 4) }, 512, 1),
+            (ref.features, 64, 0.5),
+            (s1.map.withUnsafeBufferPointer { gridPool($0.baseAddress!, d: 16, n: n, h: 28, w: 28, g: 2) }, 64, 2),
+            (ref.projection, 24, 0.25)]
+        let fx = try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 28, width: 28,
+                                      batch: 4, hidden: 40, features: spec)
+        fx.encoder.copyState(from: e)
+        let d = raw.reduce(0) { $0 + $1.1 }
+        XCTAssertEqual(fx.featureDim, d)
+        XCTAssertEqual(try spec.width(architecture: .resnet20, head: .mlp, dim: 24), d)
+        let got = fx.features(ds, indices: Array(0..<n), normalize: false).array
+        let gotNormalized = fx.features(ds, indices: Array(0..<n)).array
+        var want: [Float] = [], wantNormalized: [Float] = []
+        for r in 0..<n {
+            var row: [Float] = []
+            for (rows, w, weight) in raw {
+                let part = Array(rows[(r * w)..<((r + 1) * w)])
+                want += part
+                row += normalizedRows(part, dim: w).map { $0 * weight }
+            }
+            wantNormalized += normalizedRows(row, dim: d)
+        }
+        for (a, b) in zip(got, want) { XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b)), "raw") }
+        for (a, b) in zip(gotNormalized, wantNormalized) { XCTAssertEqual(a, b, accuracy: 1e-5, "normalised") }
+        // The similarity of two rows: Σ w² cos_p / Σ w², in Double from the raw parts.
+        func cosine(_ x: ArraySlice<Float>, _ y: ArraySlice<Float>) -> Double {
+            var xy = 0.0, xx = 0.0, yy = 0.0
+            for (a, b) in zip(x, y) { xy += Double(a) * Double(b); xx += Double(a * a); yy += Double(b * b) }
+            return xy / (xx * yy).squareRoot()
+        }
+        for (a, b) in [(0, 1), (2, 4)] {
+            var num = 0.0, den = 0.0
+            for (rows, w, weight) in raw {
+                let ww = Double(weight * weight)
+                num += ww * cosine(rows[(a * w)..<((a + 1) * w)], rows[(b * w)..<((b + 1) * w)]); den += ww
+            }
+            var dot = 0.0
+            for i in 0..<d { dot += Double(gotNormalized[a * d + i]) * Double(gotNormalized[b * d + i]) }
+            XCTAssertEqual(dot, num / den, accuracy: 1e-5, "rows \(a), \(b)")
+        }
+        // One part alone is that layer, bit for bit.
+        let alone = try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 28, width: 28,
+                                         batch: 4, hidden: 40, layer: FeatureLayer("stage2-grid4")!)
+        let single = try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 28, width: 28,
+                                          batch: 4, hidden: 40, features: FeatureSpec("stage2-grid4")!)
+        alone.encoder.copyState(from: e); single.encoder.copyState(from: e)
+        XCTAssertEqual(alone.features(ds, indices: Array(0..<n)).array, single.features(ds, indices: Array(0..<n)).array)
+        // A part the encoder lacks is refused by name, as for one layer.
+        XCTAssertThrowsError(try FeatureExtractor(architecture: .resnet20, head: .linear, inChannels: 1, dim: 24, height: 28,
+                                                  width: 28, batch: 4, features: FeatureSpec("stage2+hidden")!)) { error in
+            XCTAssertTrue("\(error)".contains("hidden reads the mlp head's hidden layer"), "\(error)")
+        }
+        XCTAssertThrowsError(try FeatureExtractor(architecture: .resnet20, head: .mlp, inChannels: 1, dim: 24, height: 28,
+                                                  width: 28, batch: 4, features: FeatureSpec("backbone+stage2-grid15")!)) { error in
+            XCTAssertTrue("\(error)".contains("stage2-grid15 pools a 15x15 grid"), "\(error)")
+        }
+    }
+
+    /// The combinations' string forms: each prints as it parses (weights in their shortest
+    /// form); a layer named twice, a weight on a lone layer, or a weight that is not a positive
+    /// finite number is refused.
+    func testCombinedNames() throws {
+        for text in ["backbone", "stage2-grid7+backbone@0.5", "stage1+stage2+stage3", "grid4@2+projection@0.25+hidden"] {
+            XCTAssertEqual(FeatureSpec(text)?.description, text)
+        }
+        XCTAssertEqual(FeatureSpec("stage2-grid7+backbone@1")?.description, "stage2-grid7+backbone")
+        XCTAssertEqual(FeatureSpec("stage2-grid7+backbone@.5"), FeatureSpec("stage2-grid7+backbone@0.5"))
+        XCTAssertEqual(FeatureSpec("stage2-grid4")?.single, FeatureLayer("stage2-grid4"))
+        XCTAssertNil(FeatureSpec("stage2+backbone")?.single)
+        XCTAssertEqual(FeatureSpec("stage2-grid7+backbone@0.5")?.parts.map(\.weight), [1, 0.5])
+        XCTAssertTrue(FeatureSpec("stage2+projection")!.needsHead)
+        XCTAssertFalse(FeatureSpec("stage2+backbone")!.needsHead)
+        for bad in ["", "+", "stage2+", "+stage2", "stage2++backbone", "stage2+stage2", "grid4+stage3-grid4@2+grid4",
+                    "backbone@0.5", "stage2@1+backbone@0", "stage2+backbone@-1", "stage2+backbone@nan", "stage2+backbone@inf",
+                    "stage2+backbone@", "stage2+backbone@0.5@1", "stage2+backbone@x", "stage2 + backbone", "stage2+grid1"] {
+            XCTAssertNil(FeatureSpec(bad), bad)
         }
     }
 
