@@ -41,6 +41,9 @@ public enum StepBench {
         public var fraction_of_fma_peak: Double
         public var phases_ms: [String: Double]
         public var peak_rss_mb: Double
+        /// Of the resident set after the steps, MB in transparent huge pages (`HugePages`; 0
+        /// with `MOCO_THP=0` or where the kernel gives none).
+        public var huge_pages_mb: Double = 0
         public var comm_bytes_per_step: [String: Double]
         /// Milliseconds per step inside each kind of collective (blocking calls; for iallreduce
         /// its start and its wait), this rank (`CommStats`).
@@ -106,6 +109,7 @@ public enum StepBench {
         // Peak memory of the step itself, read before the sgemm peak probe below allocates its
         // own 2048^3 operands.
         let stepPeakRSS = Double(peakResidentBytes()) / 1048576
+        let hugeMB = Double(HugePages.residentBytes()) / 1048576
         // The slowest rank sets the pace.
         var step = try comm.allreduce(median(times), op: .max)
         if step <= 0 { step = 1e-9 }
@@ -133,6 +137,7 @@ public enum StepBench {
             commMS[kind.rawValue] = e.seconds * 1e3 / Double(c.steps)
         }
         let rss = try comm.allreduce(stepPeakRSS, op: .max)
+        let huge = try comm.allreduce(hugeMB, op: .max)
         let blocking: [CollectiveKind] = [.allreduce, .allgather, .allgatherv, .reduceScatter, .alltoallv, .broadcast]
         let inComm = (phases.allreduceWait + blocking.reduce(0) { $0 + stats[$1].seconds }) / Double(c.steps)
         let compute = try comm.allreduce(median(times) - inComm, op: .max)
@@ -141,7 +146,7 @@ public enum StepBench {
                       images_per_s: ips, step_ms_median: step * 1e3, gflops: gflops,
                       forward_mflop_per_image: flopsPerImage / 1e6, sgemm_peak_gflops: peak,
                       fraction_of_sgemm_peak: gflops / peak, fma_peak_gflops: fma,
-                      fraction_of_fma_peak: fma > 0 ? gflops / fma : 0, phases_ms: ph, peak_rss_mb: rss, comm_bytes_per_step: bytes,
+                      fraction_of_fma_peak: fma > 0 ? gflops / fma : 0, phases_ms: ph, peak_rss_mb: rss, huge_pages_mb: huge, comm_bytes_per_step: bytes,
                       comm_ms_per_step: commMS,
                       conv: c.engine.conv.rawValue, conv_dw: c.engine.weightGrad.rawValue, conv_strided: c.engine.strided.rawValue,
                       blas_core: BLASCore.current, bucket_floats: bucketFloats, bucket_lead_ms: leadMS,

@@ -118,7 +118,8 @@ struct Bench: ParsableCommand {
                                  r.fma_peak_gflops, r.world, r.threads, FMAPeak.isa, 100 * r.fraction_of_fma_peak)
                         : "FMA peak: not measured (the CPU has no AVX2/FMA)")
                     for (k, v) in r.phases_ms.sorted(by: { $0.key < $1.key }) { say(comm, String(format: "  %-30@ %8.2f ms", k, v)) }
-                    say(comm, String(format: "peak RSS %.0f MB per rank", r.peak_rss_mb))
+                    say(comm, String(format: "peak RSS %.0f MB per rank, %.0f MB of it in huge pages%@", r.peak_rss_mb, r.huge_pages_mb,
+                                      HugePages.enabled ? "" : " (MOCO_THP=0)"))
                     for (k, v) in r.comm_bytes_per_step.sorted(by: { $0.key < $1.key }) { say(comm, String(format: "  sent/step %-14@ %10.0f B", k, v)) }
                 }
             }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import MoCoTensor
 
 @main
 struct Moco: ParsableCommand {
@@ -11,8 +13,13 @@ struct Moco: ParsableCommand {
             """,
         subcommands: [Train.self, Knn.self, Lincls.self, Embed.self, Init.self, ExportFolder.self, Replay.self, AugStats.self, Temperature.self, Memory.self, Bench.self])
 
-    /// OpenBLAS's kernels for this CPU first (may execute the program again), then the command.
+    /// The memory setting checked, OpenBLAS's kernels for this CPU (may execute the program
+    /// again), then the command.
     static func main() {
+        if let problem = HugePages.problem(environment: ProcessInfo.processInfo.environment) {
+            FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
+            Foundation.exit(2)
+        }
         BLASCoreSelection.apply()
         main(nil)
     }

@@ -42,6 +42,32 @@ final class BLASCoreCLITests: XCTestCase {
         XCTAssertFalse(keep.stderr.contains("OpenBLAS detected"), keep.stderr)
     }
 
+    /// MOCO_THP (`HugePages`): 0 turns the large buffers' huge pages off, and `bench step` says
+    /// so beside the huge-page share of its resident set (0 MB then); another value is refused
+    /// before anything runs.
+    func testHugePagesSetting() throws {
+        guard let exe = builtExecutable("moco") else { XCTFail("the moco executable is not built"); return }
+        func bench(_ thp: String?, json: Bool) throws -> ProcessResult {
+            var env = mpiEnvironment
+            env["MOCO_THP"] = thp
+            return try runProcess(exe, ["bench", "step", "--batch-size", "16", "--queue-size", "64", "--warmup", "0", "--steps", "1",
+                                        "--bn-splits", "2", "--threads", "1"] + (json ? ["--json"] : []), environment: env, timeout: 300)
+        }
+        let off = try bench("0", json: false)
+        XCTAssertEqual(off.status, 0, off.stderr)
+        XCTAssertTrue(off.stdout.contains("MB of it in huge pages (MOCO_THP=0)"), off.stdout)
+        let offJSON = try bench("0", json: true)
+        let line = try XCTUnwrap(offJSON.stdout.split(separator: "\n").last.map(String.init))
+        let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], line)
+        XCTAssertEqual(j["huge_pages_mb"] as? Double, 0)
+        let on = try bench(nil, json: false)
+        XCTAssertEqual(on.status, 0, on.stderr)
+        XCTAssertTrue(on.stdout.contains("MB of it in huge pages\n"), on.stdout)
+        let bad = try bench("yes", json: false)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("MOCO_THP='yes' must be 1 (the default: huge pages for large buffers) or 0"), bad.stderr)
+    }
+
     func testUnknownSettingIsRefused() throws {
         guard let exe = builtExecutable("moco") else { XCTFail("the moco executable is not built"); return }
         var env = mpiEnvironment
