@@ -9,7 +9,8 @@ import MoCoLayers
 /// projection is better for linear evaluation on ImageNet; Zhang, Isola and Efros 2017 and
 /// Goyal et al. 2019 probe every stage of a self-supervised network, pooled to a coarse grid).
 ///
-/// Written as a string on the command line and in configuration files:
+/// Written as a string on the command line and in configuration files (there as a `FeatureSpec`,
+/// which also reads several layers together):
 /// - `backbone`: the global-average-pooled backbone [N, d] (64-d for ResNet-20);
 /// - `hidden`: the `mlp` head's hidden layer ReLU(fc.0(features)) [N, d];
 /// - `projection`: the head's output [N, dim] (before L2 normalisation), as the loss sees it;
@@ -19,7 +20,7 @@ import MoCoLayers
 ///   group of residual blocks) pooled to 1×1 or a G×G grid [N, G²·width(S)], e.g. `stage2-grid4`
 ///   is ResNet-20's 14×14 32-channel map on a 4×4 grid, 512-d. For the last stage L,
 ///   `stageL-gridG` reads what `gridG` reads and `stageL` what `backbone` reads.
-public struct FeatureLayer: Hashable, Sendable, CustomStringConvertible, LosslessStringConvertible, Codable {
+public struct FeatureLayer: Hashable, Sendable, CustomStringConvertible, LosslessStringConvertible {
     public enum Kind: Hashable, Sendable { case pooled, hidden, projection }
     public let kind: Kind
     /// The stage read (1-based), nil for the last stage.
@@ -83,20 +84,6 @@ public struct FeatureLayer: Hashable, Sendable, CustomStringConvertible, Lossles
         }
         guard rest.hasPrefix("grid"), let g = number(rest.dropFirst(4)), g >= 2 else { return nil }
         self = .pooled(stage: stage, grid: g)
-    }
-
-    public init(from decoder: Swift.Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let layer = FeatureLayer(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                debugDescription: "feature layer \"\(text)\": expected backbone, hidden, projection, gridG, stageS or stageS-gridG (e.g. grid4, stage2-grid4)"))
-        }
-        self = layer
-    }
-
-    public func encode(to encoder: Swift.Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
     }
 
     /// The stage index (0-based) this layer reads in an architecture with `stages` stages, or a
