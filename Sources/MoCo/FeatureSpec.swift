@@ -31,9 +31,6 @@ public struct FeatureSpec: Hashable, Sendable, CustomStringConvertible, Lossless
     public static let hidden = FeatureSpec(.hidden)
     public static let projection = FeatureSpec(.projection)
 
-    /// The single layer read, or nil for a combination.
-    public var single: FeatureLayer? { parts.count == 1 ? parts[0].layer : nil }
-
     public var description: String {
         parts.map { p in
             guard p.weight != 1 else { return "\(p.layer)" }

@@ -32,7 +32,6 @@ public final class FeatureExtractor {
     /// - Parameter hidden: the `mlp-bn` head's hidden width (`MoCoConfig.mlpDim`).
     public init(architecture: Architecture, head: HeadKind, inChannels: Int, dim: Int, height: Int, width: Int, batch: Int = 256,
                 engine: EngineConfig = EngineConfig(), hidden: Int? = nil, features spec: FeatureSpec) throws {
-        featureDim = try spec.width(architecture: architecture, head: head, dim: dim)
         encoder = Encoder(architecture: architecture, head: head, inChannels: inChannels, dim: dim, trainable: false,
                           engine: engine, hidden: hidden)
         encoder.plan(batch: batch, height: height, width: width, backward: false)
@@ -59,6 +58,7 @@ public final class FeatureExtractor {
             offset += w
         }
         self.parts = parts
+        featureDim = offset
     }
 
     /// One layer alone (`FeatureSpec(layer)`).

@@ -251,8 +251,7 @@ final class FeatureLayerTests: XCTestCase {
         }
         XCTAssertEqual(FeatureSpec("stage2-grid7+backbone@1")?.description, "stage2-grid7+backbone")
         XCTAssertEqual(FeatureSpec("stage2-grid7+backbone@.5"), FeatureSpec("stage2-grid7+backbone@0.5"))
-        XCTAssertEqual(FeatureSpec("stage2-grid4")?.single, FeatureLayer("stage2-grid4"))
-        XCTAssertNil(FeatureSpec("stage2+backbone")?.single)
+        XCTAssertEqual(FeatureSpec("stage2-grid4"), FeatureSpec(FeatureLayer("stage2-grid4")!))
         XCTAssertEqual(FeatureSpec("stage2-grid7+backbone@0.5")?.parts.map(\.weight), [1, 0.5])
         XCTAssertTrue(FeatureSpec("stage2+projection")!.needsHead)
         XCTAssertFalse(FeatureSpec("stage2+backbone")!.needsHead)
