@@ -110,13 +110,7 @@ public final class FeatureExtractor {
         if normalize && parts.count > 1 {
             // s(a, b) = Σ w_p² cos_p(a, b) / Σ w_p²: unit parts scaled by w_p, then the row normalised.
             for p in parts {
-                for n in 0..<indices.count {
-                    let r = out.ptr + n * d + p.offset
-                    var s: Float = 0
-                    for i in 0..<p.width { s += r[i] * r[i] }
-                    let k = p.weight / max(s.squareRoot(), 1e-12)
-                    for i in 0..<p.width { r[i] *= k }
-                }
+                l2NormalizeRows(out.ptr + p.offset, rows: indices.count, dim: p.width, stride: d, scale: p.weight)
             }
         }
         if normalize { l2NormalizeRows(out.ptr, rows: indices.count, dim: d) }
@@ -134,13 +128,16 @@ public func pixelFeatures(_ ds: Dataset, indices: [Int]) -> FloatBuffer {
     return out
 }
 
-/// x: [N, D] -> each row scaled to unit length (rows of zeros stay zero).
-public func l2NormalizeRows(_ x: UnsafeMutablePointer<Float>, rows: Int, dim: Int) {
+/// x: [N, D] -> each row scaled to length `scale` (default unit length; rows of zeros stay
+/// zero). With `stride` > D the rows are D-wide slices of longer rows (one part of a
+/// `FeatureSpec` row).
+public func l2NormalizeRows(_ x: UnsafeMutablePointer<Float>, rows: Int, dim: Int, stride: Int? = nil, scale: Float = 1) {
+    let stride = stride ?? dim
     for n in 0..<rows {
-        let r = x + n * dim
+        let r = x + n * stride
         var s: Float = 0
         for i in 0..<dim { s += r[i] * r[i] }
-        let inv = 1 / max(s.squareRoot(), 1e-12)
+        let inv = scale / max(s.squareRoot(), 1e-12)
         for i in 0..<dim { r[i] *= inv }
     }
 }

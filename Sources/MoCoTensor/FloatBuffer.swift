@@ -46,20 +46,18 @@ public final class FloatBuffer: @unchecked Sendable {
 }
 
 /// The current resident set (VmRSS of /proc/self/status), in bytes; 0 where unavailable.
-public func residentBytes() -> Int {
-    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
-    }
-    return 0
-}
+public func residentBytes() -> Int { procKilobytes("/proc/self/status", "VmRSS:") * 1024 }
 
 /// Resident-set peak of this process in bytes (Linux `VmHWM`), 0 where unknown.
-public func peakResidentBytes() -> Int {
-    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-        return kb * 1024
+public func peakResidentBytes() -> Int { procKilobytes("/proc/self/status", "VmHWM:") * 1024 }
+
+/// The number on the line of a small /proc file that starts with `key` ("VmRSS:   345 kB"), 0
+/// where the file or the line is missing. (One read: files the kernel generates larger than a
+/// page, such as /proc/self/smaps, would need reading to the end.)
+func procKilobytes(_ path: String, _ key: String) -> Int {
+    guard let s = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix(key) {
+        return line.split(separator: " ").compactMap { Int($0) }.first ?? 0
     }
     return 0
 }

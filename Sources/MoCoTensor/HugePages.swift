@@ -40,11 +40,5 @@ public enum HugePages {
 
     /// Bytes of this process's anonymous memory backed by huge pages (`AnonHugePages` of
     /// /proc/self/smaps_rollup); 0 where unavailable.
-    public static func residentBytes() -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/self/smaps_rollup", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix("AnonHugePages:") {
-            return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
-        }
-        return 0
-    }
+    public static func residentBytes() -> Int { procKilobytes("/proc/self/smaps_rollup", "AnonHugePages:") * 1024 }
 }
