@@ -35,7 +35,7 @@ public final class BatchContrast {
         // logits = q @ k^T / T
         BLAS.sgemm(transB: true, m: n, n: B, k: D, alpha: invT, a: q, lda: D, b: k, ldb: D, c: logits.ptr, ldc: B, threads: threads)
         let r = CrossEntropy.forwardBackward(logits: logits.ptr, rows: n, classes: B, targets: { offset + $0 },
-                                             dLogits: dLogits.ptr)
+                                             dLogits: dLogits.ptr, threads: threads)
         // dQ = dZ @ k / T
         BLAS.sgemm(m: n, n: D, k: B, alpha: invT, a: dLogits.ptr, lda: B, b: k, ldb: D, c: dQ.ptr, ldc: D, threads: threads)
         if keyGradient {

@@ -33,7 +33,8 @@ public final class InfoNCE {
     public func forwardBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, queue: UnsafePointer<Float>,
                                 temperature T: Float) -> (loss: Double, acc1: Double) {
         forwardBackward(q: q, k: k, queue: queue, temperature: T) { logits, rows, classes, dLogits in
-            CrossEntropy.forwardBackward(logits: logits, rows: rows, classes: classes, targets: { _ in 0 }, dLogits: dLogits)
+            CrossEntropy.forwardBackward(logits: logits, rows: rows, classes: classes, targets: { _ in 0 }, dLogits: dLogits,
+                                         threads: threads)
         }
     }
 

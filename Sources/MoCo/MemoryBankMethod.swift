@@ -120,7 +120,7 @@ public final class MemoryBankMethod: ContrastiveMethod, StoredEntries {
         let n = localBatch, cols = 1 + config.queueSize
         guard let nce else {
             return CrossEntropy.forwardBackward(logits: logits.ptr, rows: n, classes: cols, targets: { _ in 0 },
-                                                dLogits: dLogits.ptr)
+                                                dLogits: dLogits.ptr, threads: engine.threads)
         }
         if nce.z == nil { try estimateZ(nce, logits: logits.ptr, rows: n, columns: cols, comm: comm) }
         return nce.forwardBackward(logits: logits.ptr, rows: n, columns: cols, dLogits: dLogits.ptr)

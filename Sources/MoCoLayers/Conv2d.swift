@@ -190,7 +190,7 @@ public final class Conv2d {
         if let v = winograd {
             // u: [α², K, C] after the workers' slices and the partial weight gradients.
             let u = filterArea
-            v.transformFilter(w, outChannels: K, inChannels: inChannels, adjoint: false, into: u)
+            v.transformFilter(w, outChannels: K, inChannels: inChannels, adjoint: false, into: u, threads: engine.threads)
             let C = inChannels, H = g.height, W = g.width, wc = winogradChunk
             if v.runsFused(inChannels: C, outChannels: K, width: W) {
                 fusedGroups(v, x, inChannels: C, outChannels: K, filter: u, output: yp)
@@ -269,7 +269,7 @@ public final class Conv2d {
         let dynamicDX = wino?.runsFused(inChannels: K, outChannels: C, width: g.width) ?? false
         if let v = wino {
             // u: [α², C, K], the Winograd filter of the flipped, transposed kernel.
-            v.transformFilter(w, outChannels: K, inChannels: C, adjoint: true, into: wT)
+            v.transformFilter(w, outChannels: K, inChannels: C, adjoint: true, into: wT, threads: engine.threads)
         } else if adjoint {
             // wT[c, (k*kh + i)*kw + j] = w[k, c, kh-1-i, kw-1-j]
             for k in 0..<K {

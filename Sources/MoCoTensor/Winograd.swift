@@ -44,11 +44,15 @@ public enum WinogradVariant: String, Sendable, CaseIterable {
     /// w: [K, C, 3, 3] -> u: [α², K, C], u[ξ][k][c] = (G w[k][c] Gᵀ)ξ.
     /// With `adjoint`, the filter of the input-gradient convolution instead,
     /// wT[c][k][i][j] = w[k][c][2-i][2-j] -> u: [α², C, K].
+    /// The K filters are split over `threads` workers (each (k, c) pair is written by one of
+    /// them, the same bits for any count).
     public func transformFilter(_ w: UnsafePointer<Float>, outChannels K: Int, inChannels C: Int,
-                                adjoint: Bool, into u: UnsafeMutablePointer<Float>) {
-        switch self {
-        case .f2x2: winogradFilter(WinogradF2.self, w, K, C, adjoint, u)
-        case .f4x4: winogradFilter(WinogradF4.self, w, K, C, adjoint, u)
+                                adjoint: Bool, into u: UnsafeMutablePointer<Float>, threads: Int = 1) {
+        Parallel.forRanges(K, threads: threads, minimum: 4) { ks in
+            switch self {
+            case .f2x2: winogradFilter(WinogradF2.self, w, ks, C, adjoint, u, outChannels: K)
+            case .f4x4: winogradFilter(WinogradF4.self, w, ks, C, adjoint, u, outChannels: K)
+            }
         }
     }
 
@@ -113,9 +117,9 @@ struct WinogradTiling {
     var T: Int { TL * Lanes.scalarCount }
 }
 
-/// w: [K, C, 3, 3] -> u: [α², K, C] (or the adjoint's [α², C, K]).
-func winogradFilter<F: WinogradTile>(_: F.Type, _ w: UnsafePointer<Float>, _ K: Int, _ C: Int,
-                                     _ adjoint: Bool, _ u: UnsafeMutablePointer<Float>) {
+/// w: [K, C, 3, 3] -> u: [α², K, C] (or the adjoint's [α², C, K]), for the filters k in `ks`.
+func winogradFilter<F: WinogradTile>(_: F.Type, _ w: UnsafePointer<Float>, _ ks: Range<Int>, _ C: Int,
+                                     _ adjoint: Bool, _ u: UnsafeMutablePointer<Float>, outChannels K: Int) {
     let A = F.alpha
     // Output channels and input channels of the convolution the filter is for.
     let outC = adjoint ? C : K, inC = adjoint ? K : C
@@ -123,7 +127,7 @@ func winogradFilter<F: WinogradTile>(_: F.Type, _ w: UnsafePointer<Float>, _ K: 
     // Scratch: g [3, 3] (the filter, flipped for the adjoint), then t [α, 3] = G g.
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 9 + A * 3) { scratch in
         let gp = scratch.baseAddress!, tp = gp + 9
-        for k in 0..<K {
+        for k in ks {
             for c in 0..<C {
                 let src = w + (k * C + c) * 9
                 if adjoint { for e in 0..<9 { gp[e] = src[8 - e] } } else { for e in 0..<9 { gp[e] = src[e] } }

@@ -96,6 +96,37 @@ final class DenseGradientTests: XCTestCase {
         }, rng: &rng)
     }
 
+    /// Rows split over workers give the bits of one worker: loss, accuracy and every dLogits
+    /// value, with and without dLogits; the accuracy counts each row once (ties included).
+    func testCrossEntropyThreadsGiveTheSameBits() {
+        var rng = Xoshiro(seed: 17)
+        let N = 77, K = 41
+        let z = randomBuffer(N * K, &rng, scale: 3)
+        for n in stride(from: 0, to: N, by: 5) { z.ptr[n * K + 2] = z.ptr[n * K] }   // ties with the target's logit
+        let targets = (0..<N).map { ($0 * 7) % K }
+        let d1 = FloatBuffer(count: N * K)
+        let one = CrossEntropy.forwardBackward(logits: z.ptr, rows: N, classes: K, targets: { targets[$0] }, dLogits: d1.ptr)
+        var accRef = 0
+        for n in 0..<N {
+            var arg = 0
+            for j in 1..<K where z.ptr[n * K + j] > z.ptr[n * K + arg] { arg = j }
+            if arg == targets[n] { accRef += 1 }
+        }
+        XCTAssertEqual(one.acc1, 100 * Double(accRef) / Double(N))
+        for threads in [2, 3, 4] {
+            let dT = FloatBuffer(count: N * K)
+            dT.ptr.update(repeating: .nan, count: N * K)
+            let many = CrossEntropy.forwardBackward(logits: z.ptr, rows: N, classes: K, targets: { targets[$0] },
+                                                    dLogits: dT.ptr, threads: threads)
+            XCTAssertEqual(many.loss.bitPattern, one.loss.bitPattern, "loss on \(threads) threads")
+            XCTAssertEqual(many.acc1, one.acc1, "acc1 on \(threads) threads")
+            XCTAssertEqual(memcmp(dT.ptr, d1.ptr, N * K * 4), 0, "dLogits on \(threads) threads")
+            let noGrad = CrossEntropy.forwardBackward(logits: z.ptr, rows: N, classes: K, targets: { targets[$0] },
+                                                      dLogits: nil, threads: threads)
+            XCTAssertEqual(noGrad.loss.bitPattern, one.loss.bitPattern)
+        }
+    }
+
     func testCrossEntropyOfEqualLogitsIsLogK() {
         let z = FloatBuffer(count: 3 * 10)
         for i in 0..<30 { z.ptr[i] = 0.37 }

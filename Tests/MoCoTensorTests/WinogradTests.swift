@@ -54,6 +54,10 @@ final class WinogradTests: XCTestCase {
         let xb = FloatBuffer(x), y = FloatBuffer(count: outC * N * H * W)
         y.ptr.update(repeating: 12345, count: y.count)
         w.withUnsafeBufferPointer { v.transformFilter($0.baseAddress!, outChannels: K, inChannels: C, adjoint: adjoint, into: u.ptr) }
+        // The filters split over workers: the same bits.
+        let u3 = FloatBuffer(count: u.count)
+        w.withUnsafeBufferPointer { v.transformFilter($0.baseAddress!, outChannels: K, inChannels: C, adjoint: adjoint, into: u3.ptr, threads: 3) }
+        if memcmp(u.ptr, u3.ptr, u.count * 4) != 0 { XCTFail("\(v) filter transform on 3 threads differs at K \(K) C \(C)"); return .infinity }
         v.conv3x3(xb.ptr, batch: N, first: n0, count: nb, inChannels: inC, outChannels: outC, height: H, width: W,
                   filter: u.ptr, output: y.ptr, workspace: ws.ptr)
         var worst = 0.0
