@@ -11,6 +11,7 @@ held out (bank = the first 60000 - N training images, queries = the last N) and 
 
     python scripts/layer_knn_pytorch.py CKPT --layers layer2:4,layer2:7,layer3:4 [--arch resnet20] [--held-out 10000]
     python scripts/layer_knn_pytorch.py CKPT --layers layer2:7+layer3:1@0.5      # --features stage2-grid7+stage3@0.5
+    python scripts/layer_knn_pytorch.py CKPT --layers layer2:7 --encoder key     # the momentum (key) encoder instead
 
 `layerS` is the output of stage S (`--features stageS-gridG`; layer3 of ResNet-20 is `gridG`).
 Blocks joined by `+` are read together as `moco knn` reads `--features A+B@W`: each part
@@ -31,6 +32,8 @@ p = argparse.ArgumentParser()
 p.add_argument("weights", help="a swift-moco checkpoint (encoder_q.*) or 'random' for a torchvision-initialised encoder")
 p.add_argument("--layers", required=True, help="comma-separated block:grid, e.g. layer2:4,layer3.0:4")
 p.add_argument("--arch", default="resnet20")
+p.add_argument("--encoder", choices=["query", "key"], default="query",
+               help="which encoder of the checkpoint: encoder_q.* (default, what moco knn reads) or the momentum encoder_k.*")
 p.add_argument("--held-out", type=int, default=10000)
 p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
 p.add_argument("--threads", type=int, default=1)
@@ -45,7 +48,10 @@ ns = build_modules()
 model = ns["make_encoder"](a.arch) if isinstance(ns, dict) else ns.make_encoder(a.arch)
 if a.weights != "random":
     sd = load_file(a.weights)
-    sd = {k[len("encoder_q."):]: v for k, v in sd.items() if k.startswith("encoder_q.")}
+    prefix = "encoder_q." if a.encoder == "query" else "encoder_k."
+    sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    if not sd:
+        sys.exit(f"{a.weights} has no {prefix}* tensors")
     model.load_state_dict(sd, strict=True)
 model.eval()
 

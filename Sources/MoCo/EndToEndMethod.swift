@@ -52,7 +52,8 @@ public final class EndToEndMethod: ContrastiveMethod {
             let r = CommStatReducer(comm: comm)
             query.setBatchStatReducer(r); keyPath.setBatchStatReducer(r)
         }
-        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay)
+        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay,
+                                  threads: engine.threads)
         contrast = BatchContrast(dim: config.dim, threads: engine.threads)
         shuffleBN = ShuffleBN(comm: comm)
         buckets = GradientBuckets(comm: comm, grads: query.params.grads.ptr, count: query.params.count,

@@ -50,7 +50,8 @@ public final class MemoryBankMethod: ContrastiveMethod, StoredEntries {
         query.bnSplits = config.bnSplits
         if config.syncBN { query.setBatchStatReducer(CommStatReducer(comm: comm)) }
         bank = MemoryBank(count: datasetCount, dim: config.dim, seed: seed)
-        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay)
+        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay,
+                                  threads: engine.threads)
         nce = config.loss == .nce ? NCE(dataCount: datasetCount) : nil
         buckets = GradientBuckets(comm: comm, grads: query.params.grads.ptr, count: query.params.count,
                                   bucketFloats: config.bucketFloats)

@@ -78,7 +78,8 @@ public final class MoCoModel: ContrastiveMethod {
             query.setBatchStatReducer(r)
         }
         queue = KeyQueue(dim: config.dim, size: config.queueSize, seed: seed)
-        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay)
+        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay,
+                                  threads: engine.threads)
         infoNCE = InfoNCE(dim: config.dim, queueSize: config.queueSize, threads: engine.threads)
         nce = config.loss == .nce ? NCE(dataCount: datasetCount) : nil
         shuffleBN = ShuffleBN(comm: comm)
@@ -121,7 +122,7 @@ public final class MoCoModel: ContrastiveMethod {
         precondition(localBatch > 0, "MoCoModel.step before plan")
         var clock = PhaseClock(timeline: timeline)
         // 1-2. momentum update, then the keys (no gradient)
-        momentumUpdate(key: key.params, query: query.params, m: config.momentum)
+        momentumUpdate(key: key.params, query: query.params, m: config.momentum, threads: engine.threads)
         try computeKeys(imK, perm: perm, into: keysOwned.ptr)
         clock.lap(\.keyForward)
 

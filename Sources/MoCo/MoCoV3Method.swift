@@ -51,7 +51,8 @@ public final class MoCoV3Method: ContrastiveMethod {
         query.bnSplits = config.bnSplits
         key.bnSplits = config.bnSplits
         if config.syncBN { query.setBatchStatReducer(CommStatReducer(comm: comm)) }
-        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay)
+        optimizer = makeOptimizer(config.optimizer, query.params, momentum: config.sgdMomentum, weightDecay: config.weightDecay,
+                                  threads: engine.threads)
         contrast = BatchContrast(dim: config.dim, threads: engine.threads)
         buckets = GradientBuckets(comm: comm, grads: query.params.grads.ptr, count: query.params.count,
                                   bucketFloats: config.bucketFloats)
@@ -82,7 +83,7 @@ public final class MoCoV3Method: ContrastiveMethod {
         var clock = PhaseClock(timeline: timeline)
         // 1. momentum update
         lastMomentum = Self.momentum(base: config.momentum, cosine: config.momentumCosine, progress: input.progress)
-        momentumUpdate(key: key.params, query: query.params, m: lastMomentum)
+        momentumUpdate(key: key.params, query: query.params, m: lastMomentum, threads: engine.threads)
         // 2. keys of both crops, gathered from every rank
         try keys(input.imQ, into: k1, gathered: k1All)
         try keys(input.imK, into: k2, gathered: k2All)

@@ -21,9 +21,11 @@ public protocol Optimizer: AnyObject {
 extension SGD: Optimizer {}
 
 /// The optimizer `kind` names over `store`.
-public func makeOptimizer(_ kind: OptimizerKind, _ store: ParameterStore, momentum: Float, weightDecay: Float) -> Optimizer {
+/// `threads`: workers SGD's elementwise pass is split over (LARS runs its per-tensor norms on one).
+public func makeOptimizer(_ kind: OptimizerKind, _ store: ParameterStore, momentum: Float, weightDecay: Float,
+                          threads: Int = 1) -> Optimizer {
     switch kind {
-    case .sgd: return SGD(store, momentum: momentum, weightDecay: weightDecay)
+    case .sgd: return SGD(store, momentum: momentum, weightDecay: weightDecay, threads: threads)
     case .lars: return LARS(store, momentum: momentum, weightDecay: weightDecay)
     }
 }

@@ -12,10 +12,13 @@ public final class SGD {
     /// Whether the momentum buffer holds a value (PyTorch initialises it with d on step 1).
     public var hasVelocity = false
     let store: ParameterStore
+    /// Workers the pass is split over (contiguous ranges; elementwise, so the same bits for any count).
+    let threads: Int
 
-    public init(_ store: ParameterStore, momentum: Float, weightDecay: Float) {
+    public init(_ store: ParameterStore, momentum: Float, weightDecay: Float, threads: Int = 1) {
         precondition(store.withGradients, "SGD needs a store with gradients")
         self.store = store; self.momentum = momentum; self.weightDecay = weightDecay
+        self.threads = max(1, threads)
         velocity = FloatBuffer(count: store.count)
     }
 
@@ -24,20 +27,23 @@ public final class SGD {
         let w = store.values.ptr, g = store.grads.ptr, v = velocity.ptr
         let wd = weightDecay, mu = momentum
         let n = store.count
-        if hasVelocity {
-            for i in 0..<n {
-                let d = g[i] + wd * w[i]
-                let vi = mu * v[i] + d
-                v[i] = vi
-                w[i] -= lr * vi
+        let first = !hasVelocity
+        Parallel.forRanges(n, threads: threads, minimum: 1 << 16) { r in
+            if first {
+                for i in r {
+                    let d = g[i] + wd * w[i]
+                    v[i] = d
+                    w[i] -= lr * d
+                }
+            } else {
+                for i in r {
+                    let d = g[i] + wd * w[i]
+                    let vi = mu * v[i] + d
+                    v[i] = vi
+                    w[i] -= lr * vi
+                }
             }
-        } else {
-            for i in 0..<n {
-                let d = g[i] + wd * w[i]
-                v[i] = d
-                w[i] -= lr * d
-            }
-            hasVelocity = true
         }
+        hasVelocity = true
     }
 }

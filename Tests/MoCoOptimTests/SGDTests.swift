@@ -22,6 +22,31 @@ final class SGDTests: XCTestCase {
         XCTAssertEqual(store.array("w")[1], -2.08 - 0.05 * 0.512, accuracy: 1e-6)
     }
 
+    /// The pass split over workers (a store large enough for 3 ranges, each a partial one):
+    /// every weight and momentum value has the bits of one worker, first step and later ones.
+    func testThreadsGiveTheSameBits() {
+        let n = 3 * (1 << 16) + 1234
+        func run(threads: Int) -> ([Float], [Float]) {
+            let store = ParameterStore()
+            store.register("w", shape: [n])
+            store.finalize()
+            var rng = Xoshiro(seed: 5)
+            for i in 0..<n { store.values.ptr[i] = rng.normal() }
+            let sgd = SGD(store, momentum: 0.9, weightDecay: 1e-4, threads: threads)
+            for step in 0..<3 {
+                for i in 0..<n { store.grads.ptr[i] = rng.normal() }
+                sgd.step(lr: 0.03 / Float(step + 1))
+            }
+            return (store.array("w"), sgd.velocity.array)
+        }
+        let one = run(threads: 1)
+        for t in [2, 3] {
+            let many = run(threads: t)
+            XCTAssertEqual(many.0.map(\.bitPattern), one.0.map(\.bitPattern), "weights on \(t) threads")
+            XCTAssertEqual(many.1.map(\.bitPattern), one.1.map(\.bitPattern), "momentum on \(t) threads")
+        }
+    }
+
     func testCosineAndStepSchedules() {
         XCTAssertEqual(LRSchedule.cosine.lr(base: 0.06, epoch: 0, totalEpochs: 10), 0.06, accuracy: 1e-12)
         XCTAssertEqual(LRSchedule.cosine.lr(base: 0.06, epoch: 5, totalEpochs: 10), 0.03, accuracy: 1e-12)

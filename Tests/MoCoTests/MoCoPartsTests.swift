@@ -54,6 +54,16 @@ final class MoCoPartsTests: XCTestCase {
         XCTAssertEqual(k.array("w"), [0, 1, 4])
         momentumUpdate(key: k, query: q, m: 0)
         XCTAssertEqual(k.array("w"), [1, 2, 3])
+        // Split over workers: the bits of one worker.
+        let n = 2 * (1 << 16) + 777
+        let q2 = ParameterStore(), k1 = ParameterStore(withGradients: false), k3 = ParameterStore(withGradients: false)
+        for s in [q2, k1, k3] { s.register("w", shape: [n]); s.finalize() }
+        var rng = Xoshiro(seed: 9)
+        for i in 0..<n { q2.values.ptr[i] = rng.normal(); k1.values.ptr[i] = rng.normal(); k3.values.ptr[i] = k1.values.ptr[i] }
+        momentumUpdate(key: k1, query: q2, m: 0.99)
+        momentumUpdate(key: k3, query: q2, m: 0.99, threads: 3)
+        XCTAssertEqual(k3.array("w").map(\.bitPattern), k1.array("w").map(\.bitPattern))
+        XCTAssertNotEqual(k1.array("w")[0], q2.array("w")[0])
     }
 
     func testQueueOrderAndWrapAround() {
