@@ -12,7 +12,7 @@ public enum CrossEntropy {
                                        targets: (Int) -> Int,
                                        dLogits: UnsafeMutablePointer<Float>?, threads: Int = 1) -> (loss: Double, acc1: Double) {
         let invN = 1 / Float(N)
-        // Per row: z[t] − log Σ exp z (negated) and whether the arg max is the target.
+        // Per row: its loss, log Σ_j exp z_j − z_t, and whether its arg max is the target.
         let terms = UnsafeMutablePointer<Double>.allocate(capacity: max(1, N))
         let hits = UnsafeMutablePointer<Bool>.allocate(capacity: max(1, N))
         defer { terms.deallocate(); hits.deallocate() }
