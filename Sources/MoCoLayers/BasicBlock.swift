@@ -9,10 +9,13 @@ public final class BasicBlock {
     let add: AddReLU
     private var input: UnsafePointer<Float>?
     private var inputCount = 0
+    /// Workers the shortcut's gradient sum is split over (elementwise: the same bits for any count).
+    private let threads: Int
 
     public init(_ name: String, params: ParameterStore, buffers: ParameterStore, workspace: Workspace,
                 inChannels: Int, outChannels: Int, stride: Int, engine: EngineConfig = EngineConfig()) {
         let T = engine.threads
+        threads = T
         conv1 = Conv2d("\(name).conv1", params: params, workspace: workspace, inChannels: inChannels,
                        outChannels: outChannels, kernel: 3, stride: stride, padding: 1, engine: engine)
         bn1 = BatchNorm2d("\(name).bn1", params: params, buffers: buffers, channels: outChannels, fusedReLU: true, threads: T)
@@ -119,12 +122,17 @@ public final class BasicBlock {
         bn1.backward(conv2.dX.ptr)            // masks conv2.dX by the fused ReLU
         conv1.backward(bn1.dX.ptr)
         let dX = conv1.dX.ptr
+        // dX += the shortcut's gradient: [C, N, H, W]
+        let shortcut: UnsafePointer<Float>
         if let dc = downsampleConv, let db = downsampleBN {
             db.backward(dY)
             dc.backward(db.dX.ptr)
-            BLAS.axpy(n: inputCount, alpha: 1, x: dc.dX.ptr, y: dX)
+            shortcut = UnsafePointer(dc.dX.ptr)
         } else {
-            BLAS.axpy(n: inputCount, alpha: 1, x: dY, y: dX)
+            shortcut = UnsafePointer(dY)
+        }
+        Parallel.forRanges(inputCount, threads: threads, minimum: 1 << 15) { r in
+            BLAS.axpy(n: r.count, alpha: 1, x: shortcut + r.lowerBound, y: dX + r.lowerBound)
         }
     }
 }
