@@ -3,7 +3,10 @@
 // the output transform run on a block of a few hundred KiB that stays in L2, instead of each
 // pass streaming the whole chunk's V and M through memory (and OpenBLAS zeroing M and packing V
 // before it multiplies). The transforms are those of CWinograd.c, in the same order; the tile
-// GEMM is the kernel below.
+// GEMM is one of the two kernels below: 8-float AVX2 accumulators, or 16-float AVX-512 ones on
+// CPUs that have them. Both sum each output over c = 0, 1, ..., C-1 in order with one FMA per
+// term, starting from zero, so they give the same bits; only how many outputs share a register
+// differs.
 #include "CWinograd.h"
 
 #if defined(__x86_64__)
@@ -58,14 +61,91 @@ FMA_INLINE void tile_gemm(const float *u, const float *v, float *m, long K, long
     for (; k < K; k++) rows_1(u + k * C, C, v, NB, m + k * NB);
 }
 
+typedef void (*tile_gemm_fn)(const float *u, const float *v, float *m, long K, long C, long NB);
+
+__attribute__((target("avx2,fma"))) static void tile_gemm_avx2(const float *u, const float *v, float *m, long K, long C, long NB) {
+    tile_gemm(u, v, m, K, C, NB);
+}
+
+// ---- The AVX-512 tile GEMM: the same sums, 16 columns per register.
+
+int moco_winograd4_fused_avx512_available(void) {
+    __builtin_cpu_init();
+    return moco_winograd4_fused_available() && __builtin_cpu_supports("avx512f") ? 1 : 0;
+}
+
+#define Z_INLINE static inline __attribute__((always_inline, target("avx512f,avx2,fma")))
+
+// o[R, 16*NZ + 8*NY] = u[R, C] (rows `ldu` apart) @ v[C, 16*NZ + 8*NY] (rows `ldv` apart), with
+// NZ 16-float and NY (0 or 1) 8-float accumulators per row; each output as in TILE_GEMM.
+#define ZTILE_GEMM(R, NZ, NY)                                                                     \
+Z_INLINE void zgemm_##R##x##NZ##_##NY(const float *u, long ldu, const float *v, long ldv, long C, \
+                                     float *o, long ldo) {                                        \
+    __m512 az[R][NZ + 1];                                                                         \
+    __m256 ay[R];                                                                                 \
+    for (int r = 0; r < R; r++) {                                                                 \
+        for (int j = 0; j < NZ; j++) az[r][j] = _mm512_setzero_ps();                              \
+        ay[r] = _mm256_setzero_ps();                                                              \
+    }                                                                                             \
+    for (long c = 0; c < C; c++) {                                                                \
+        __m512 b[NZ + 1];                                                                         \
+        __m256 by = _mm256_setzero_ps();                                                          \
+        for (int j = 0; j < NZ; j++) b[j] = _mm512_loadu_ps(v + c * ldv + j * 16);                \
+        if (NY) by = ld(v + c * ldv + NZ * 16);                                                   \
+        for (int r = 0; r < R; r++) {                                                             \
+            float s = u[r * ldu + c];                                                             \
+            __m512 a = _mm512_set1_ps(s);                                                         \
+            for (int j = 0; j < NZ; j++) az[r][j] = _mm512_fmadd_ps(a, b[j], az[r][j]);           \
+            if (NY) ay[r] = _mm256_fmadd_ps(_mm256_set1_ps(s), by, ay[r]);                        \
+        }                                                                                         \
+    }                                                                                             \
+    for (int r = 0; r < R; r++) {                                                                 \
+        for (int j = 0; j < NZ; j++) _mm512_storeu_ps(o + r * ldo + j * 16, az[r][j]);            \
+        if (NY) st(o + r * ldo + NZ * 16, ay[r]);                                                 \
+    }                                                                                             \
+}
+#define ZTILE_GEMMS(R) ZTILE_GEMM(R, 3, 1) ZTILE_GEMM(R, 3, 0) ZTILE_GEMM(R, 2, 1) ZTILE_GEMM(R, 2, 0) \
+                       ZTILE_GEMM(R, 1, 1) ZTILE_GEMM(R, 1, 0) ZTILE_GEMM(R, 0, 1)
+ZTILE_GEMMS(8) ZTILE_GEMMS(4) ZTILE_GEMMS(1)
+
+// Rows k0 ..< k0+R over all NB columns (a multiple of 8): blocks of 48 columns (3 x 16), then
+// the rest (8 to 40) in one block. With R = 8 a block holds 8 to 24 accumulators of 32 registers.
+// 56 columns (maps 25-28 wide) go in one block of 3 x 16 + 8 when R <= 4 (16 accumulators),
+// rather than 48 + 8, whose second block has only R accumulators of 8 floats.
+#define ZROW_BLOCK(R)                                                                             \
+Z_INLINE void zrows_##R(const float *u, long C, const float *v, long NB, float *o) {            \
+    long n = 0;                                                                                   \
+    if (R <= 4 && NB == 56) { zgemm_##R##x3_1(u, C, v, NB, C, o, NB); return; }                  \
+    for (; NB - n >= 48; n += 48) zgemm_##R##x3_0(u, C, v + n, NB, C, o + n, NB);                 \
+    switch (NB - n) {                                                                             \
+    case 40: zgemm_##R##x2_1(u, C, v + n, NB, C, o + n, NB); break;                               \
+    case 32: zgemm_##R##x2_0(u, C, v + n, NB, C, o + n, NB); break;                               \
+    case 24: zgemm_##R##x1_1(u, C, v + n, NB, C, o + n, NB); break;                               \
+    case 16: zgemm_##R##x1_0(u, C, v + n, NB, C, o + n, NB); break;                               \
+    case 8: zgemm_##R##x0_1(u, C, v + n, NB, C, o + n, NB); break;                                \
+    default: break;                                                                               \
+    }                                                                                             \
+}
+ZROW_BLOCK(8) ZROW_BLOCK(4) ZROW_BLOCK(1)
+
+// m: [K, NB] = u: [K, C] @ v: [C, NB] (NB a multiple of 8, everything contiguous): rows in
+// blocks of 8 (of 4 when NB = 56), then 4, then 1.
+__attribute__((target("avx512f,avx2,fma"))) static void tile_gemm_avx512(const float *u, const float *v, float *m, long K, long C, long NB) {
+    long k = 0;
+    if (NB != 56) for (; k + 8 <= K; k += 8) zrows_8(u + k * C, C, v, NB, m + k * NB);
+    for (; k + 4 <= K; k += 4) zrows_4(u + k * C, C, v, NB, m + k * NB);
+    for (; k < K; k++) zrows_1(u + k * C, C, v, NB, m + k * NB);
+}
+
 long moco_winograd4_fused_workspace(long C, long K, long H, long W) {
     long tw = (W + 3) / 4, Wp = tw * 4 + 2, NB = tw * 8;
     return 36 * (C + K) * NB + 8 * (6 * Wp + 6 * Wp + 4 * tw * 4);
 }
 
+// The band loop of both kernels; `gemm` is the tile GEMM.
 __attribute__((target("avx2,fma")))
-void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
-                               const float *u, float *y, float *ws) {
+static void fused_bands(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
+                        const float *u, float *y, float *ws, tile_gemm_fn gemm) {
     const long m = 4, A = 6, L = 8;
     long th = (H + m - 1) / m, tw = (W + m - 1) / m;
     long Wp = tw * m + 2, Wo = tw * m, HW = H * W, NB = tw * L;
@@ -97,7 +177,7 @@ void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C,
                 }
             }
             // M[ξ][K, NB] = U[ξ][K, C] @ V[ξ][C, NB]
-            for (long xi = 0; xi < 36; xi++) tile_gemm(u + xi * K * C, V + xi * ldV, M + xi * ldM, K, C, NB);
+            for (long xi = 0; xi < 36; xi++) gemm(u + xi * K * C, V + xi * ldV, M + xi * ldM, K, C, NB);
             // Y = Aᵀ M A per tile -> rows ty*4 ..< ty*4+4 (those inside H) of the maps.
             long out = H - ty * m < m ? H - ty * m : m;
             for (long k = 0; k < K; k++) {
@@ -113,8 +193,21 @@ void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C,
     }
 }
 
+void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
+                               const float *u, float *y, float *ws) {
+    fused_bands(x, N, n0, nb, C, K, H, W, u, y, ws, tile_gemm_avx2);
+}
+
+void moco_winograd4_fused_avx512(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
+                                 const float *u, float *y, float *ws) {
+    fused_bands(x, N, n0, nb, C, K, H, W, u, y, ws, tile_gemm_avx512);
+}
+
 #else
 int moco_winograd4_fused_available(void) { return 0; }
+int moco_winograd4_fused_avx512_available(void) { return 0; }
+void moco_winograd4_fused_avx512(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
+                                 const float *u, float *y, float *ws) {}
 long moco_winograd4_fused_workspace(long C, long K, long H, long W) { return 0; }
 void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
                                const float *u, float *y, float *ws) {}

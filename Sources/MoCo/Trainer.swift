@@ -192,7 +192,7 @@ public final class Trainer {
             + "(\(train.count) images), \(W) rank(s) x \(c.engine.threads) BLAS thread(s), global batch \(c.batchSize), "
             + "\(sampler.stepsPerEpoch) steps/epoch, \(Trainer.mechanismSummary(c.moco)) "
             + "bn-splits=\(c.moco.bnSplits)\(c.moco.shuffleBN && c.moco.mechanism != .memoryBank ? " shuffle-BN" : "")\(c.moco.syncBN ? " sync-BN" : ""), "
-            + "conv \(c.engine.conv.rawValue) (dW \(c.engine.weightGrad.rawValue), strided \(c.engine.strided.rawValue)), init \(c.moco.initialization.rawValue), "
+            + "conv \(c.engine.conv.rawValue) (dW \(c.engine.weightGrad.rawValue), strided \(c.engine.strided.rawValue)\(c.engine.conv == .winograd4 && !WinogradFused.kernelName.isEmpty ? ", fused " + WinogradFused.kernelName : "")), init \(c.moco.initialization.rawValue), "
             + "OpenBLAS \(BLASCore.current)")
 
         model.plan(localBatch: c.batchSize / W, channels: train.channels, height: train.height, width: train.width)

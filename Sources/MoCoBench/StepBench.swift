@@ -54,6 +54,9 @@ public enum StepBench {
         public var conv_dw: String
         /// Algorithm of the strided convolutions' forward.
         public var conv_strided: String
+        /// Registers of the fused Winograd kernel's tile GEMM (`WinogradFused.kernelName`):
+        /// "avx512", "avx2", or "" where the fused kernel does not run.
+        public var winograd_fused: String
         /// OpenBLAS's kernel set (`BLASCore.current`), e.g. "SkylakeX".
         public var blas_core: String
         /// The gradient buckets in the order their allreduces started (this rank; none on one
@@ -149,6 +152,7 @@ public enum StepBench {
                       fraction_of_fma_peak: fma > 0 ? gflops / fma : 0, phases_ms: ph, peak_rss_mb: rss, huge_pages_mb: huge, comm_bytes_per_step: bytes,
                       comm_ms_per_step: commMS,
                       conv: c.engine.conv.rawValue, conv_dw: c.engine.weightGrad.rawValue, conv_strided: c.engine.strided.rawValue,
+                      winograd_fused: c.engine.conv == .winograd4 ? WinogradFused.kernelName : "",
                       blas_core: BLASCore.current, bucket_floats: bucketFloats, bucket_lead_ms: leadMS,
                       compute_ms_max: compute * 1e3, progress_thread_us: (((comm as? TracingCommunicator)?.inner ?? comm) as? MPICommunicator)?.progressInterval ?? 0)
     }

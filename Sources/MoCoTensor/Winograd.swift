@@ -155,7 +155,7 @@ func winogradConv<F: WinogradTile>(_: F.Type, _ x: UnsafePointer<Float>, _ N: In
                                    _ u: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                    _ ws: UnsafeMutablePointer<Float>) {
     if F.m == 4 && WinogradVariant.f4x4.runsFused(inChannels: C, outChannels: K, width: W) {
-        return moco_winograd4_fused_avx2(x, N, n0, nb, C, K, H, W, u, y, ws)
+        return WinogradFused.run(x, N, n0, nb, C, K, H, W, u, y, ws)
     }
     winogradConvUnfused(F.self, x, N, n0, nb, C, K, H, W, u, y, ws)
 }

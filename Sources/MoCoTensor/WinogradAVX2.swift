@@ -1,4 +1,5 @@
 import CWinograd
+import Foundation
 
 /// Whether F(4×4, 3×3)'s transforms run on the AVX2 kernels of `CWinograd` (input, output and
 /// output-gradient transforms, with their interleaving of 8 samples as 8×8 transposes) instead of
@@ -18,6 +19,29 @@ public enum WinogradAVX2 {
 /// wide stages on small maps, where the unfused path's large GEMMs read U once per chunk.
 public enum WinogradFused {
     public static let isAvailable = moco_winograd4_fused_available() != 0
+
+    /// Whether the fused kernel's tile GEMMs run on AVX-512's 16-float registers
+    /// (`moco_winograd4_fused_avx512`) rather than AVX2's 8-float ones: where the CPU has AVX-512 F,
+    /// unless `MOCO_AVX512=0` (for side-by-side runs). Both sum each output over the input
+    /// channels in order with one FMA per term, so they give the same bits
+    /// (`WinogradFusedTests.testAVX512GivesTheSameBits`). Read once.
+    public static let usesAVX512 = isAvailable && moco_winograd4_fused_avx512_available() != 0
+        && ProcessInfo.processInfo.environment["MOCO_AVX512"] != "0"
+
+    /// "avx512" or "avx2": the fused tile GEMM's registers, for the run's log line; "" when the
+    /// fused kernel does not run on this CPU.
+    public static var kernelName: String { !isAvailable ? "" : usesAVX512 ? "avx512" : "avx2" }
+
+    /// x: [C, N, H, W], u: [36, K, C] -> y: [K, N, H, W] for samples n0..<n0+nb, on the AVX-512
+    /// or AVX2 tile GEMM (`usesAVX512`). `ws`: `moco_winograd4_fused_workspace` floats.
+    static func run(_ x: UnsafePointer<Float>, _ N: Int, _ n0: Int, _ nb: Int, _ C: Int, _ K: Int, _ H: Int, _ W: Int,
+                    _ u: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ ws: UnsafeMutablePointer<Float>) {
+        if usesAVX512 {
+            moco_winograd4_fused_avx512(x, N, n0, nb, C, K, H, W, u, y, ws)
+        } else {
+            moco_winograd4_fused_avx2(x, N, n0, nb, C, K, H, W, u, y, ws)
+        }
+    }
 
     public static func applies(inChannels C: Int, outChannels K: Int, width W: Int) -> Bool {
         isAvailable && K * C <= (C + K) * 8 * ((W + 3) / 4)

@@ -109,8 +109,9 @@ struct Bench: ParsableCommand {
                     let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
                     say(comm, String(decoding: try enc.encode(r), as: UTF8.self))
                 } else {
-                    say(comm, String(format: "%@ %@ global batch %d, %d rank(s) x %d thread(s), conv %@ (dW %@, strided %@): %.1f img/s (median step %.1f ms)",
-                                     r.mechanism, r.arch, r.batch, r.world, r.threads, r.conv, r.conv_dw, r.conv_strided, r.images_per_s, r.step_ms_median))
+                    say(comm, String(format: "%@ %@ global batch %d, %d rank(s) x %d thread(s), conv %@ (dW %@, strided %@%@): %.1f img/s (median step %.1f ms)",
+                                     r.mechanism, r.arch, r.batch, r.world, r.threads, r.conv, r.conv_dw, r.conv_strided,
+                                     r.winograd_fused.isEmpty ? "" : ", fused " + r.winograd_fused, r.images_per_s, r.step_ms_median))
                     say(comm, String(format: "model %.1f GFLOP/s (passes x %.1f MFLOP/img); sgemm peak %.1f GFLOP/s (OpenBLAS %@); %.0f%% of it",
                                      r.gflops, r.forward_mflop_per_image, r.sgemm_peak_gflops, r.blas_core, 100 * r.fraction_of_sgemm_peak))
                     say(comm, r.fma_peak_gflops > 0

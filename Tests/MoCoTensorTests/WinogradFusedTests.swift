@@ -65,6 +65,36 @@ final class WinogradFusedTests: XCTestCase {
         }
     }
 
+    /// The AVX-512 tile GEMM (16-float registers, blocks of 8 rows and 48 columns) gives the AVX2
+    /// one's bits: every output is the same sum over c in order with one FMA per term, whatever
+    /// register holds it. Bit for bit, on every shape above (their K of 1-64 leave the blocks of
+    /// 8 and 4 rows partial; their 1-13 tiles per row give each column-block tail of 8 to 40), on
+    /// two batches of values, and with the samples outside n0..<n0+nb untouched.
+    func testAVX512GivesTheSameBits() throws {
+        try XCTSkipUnless(moco_winograd4_fused_avx512_available() != 0, "this CPU has no AVX-512 F")
+        for (i, s) in shapes.enumerated() {
+            for trial in 0..<2 {
+                let seed = UInt64(100 * trial + i)
+                let x = FloatBuffer(values(s.C * s.N * s.H * s.W, seed: seed))
+                let w = FloatBuffer(values(s.K * s.C * 9, seed: 50 + seed))
+                let u = FloatBuffer(count: 36 * s.K * s.C)
+                WinogradVariant.f4x4.transformFilter(w.ptr, outChannels: s.K, inChannels: s.C, adjoint: false, into: u.ptr)
+                let wsCount = moco_winograd4_fused_workspace(s.C, s.K, s.H, s.W)
+                let ws2 = FloatBuffer(count: wsCount), ws5 = FloatBuffer(count: wsCount)
+                ws2.ptr.update(repeating: .nan, count: wsCount); ws5.ptr.update(repeating: .nan, count: wsCount)
+                let count = s.K * s.N * s.H * s.W
+                let y2 = FloatBuffer(count: count), y5 = FloatBuffer(count: count)
+                y2.ptr.update(repeating: 7, count: count); y5.ptr.update(repeating: 7, count: count)
+                moco_winograd4_fused_avx2(x.ptr, s.N, s.n0, s.nb, s.C, s.K, s.H, s.W, u.ptr, y2.ptr, ws2.ptr)
+                moco_winograd4_fused_avx512(x.ptr, s.N, s.n0, s.nb, s.C, s.K, s.H, s.W, u.ptr, y5.ptr, ws5.ptr)
+                var differing = 0
+                for j in 0..<count where y2.ptr[j].bitPattern != y5.ptr[j].bitPattern { differing += 1 }
+                XCTAssertEqual(differing, 0, "\(s), trial \(trial): \(differing) of \(count) outputs differ")
+                XCTAssertTrue(y5.array.allSatisfy { $0.isFinite }, "\(s)")
+            }
+        }
+    }
+
     /// `winogradConv` takes the fused path exactly where `WinogradFused.applies` says, and the
     /// rule keeps the wide stages on small maps (U read once per band would dominate) unfused.
     func testWhereItApplies() {

@@ -40,4 +40,12 @@ long moco_winograd4_fused_workspace(long C, long K, long H, long W);
 void moco_winograd4_fused_avx2(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
                                const float *u, float *y, float *ws);
 
+/// 1 when this CPU and OS also run AVX-512 F (`moco_winograd4_fused_avx512` may be called), else 0.
+int moco_winograd4_fused_avx512_available(void);
+
+/// `moco_winograd4_fused_avx2` with the tile GEMMs on 16-float AVX-512 registers: the same
+/// sums in the same order (over c, one FMA per term, from zero), so the same bits.
+void moco_winograd4_fused_avx512(const float *x, long N, long n0, long nb, long C, long K, long H, long W,
+                                 const float *u, float *y, float *ws);
+
 #endif
