@@ -28,6 +28,12 @@ public enum WinogradFused {
     public static let usesAVX512 = isAvailable && moco_winograd4_fused_avx512_available() != 0
         && ProcessInfo.processInfo.environment["MOCO_AVX512"] != "0"
 
+    /// Why the environment's MOCO_AVX512 is not a setting (nil when it is: unset, 1 or 0).
+    public static func problem(environment: [String: String]) -> String? {
+        guard let v = environment["MOCO_AVX512"], v != "1" && v != "0" else { return nil }
+        return "MOCO_AVX512='\(v)' must be 1 (the default: the fused Winograd kernel's AVX-512 tile GEMM where the CPU has it) or 0 (its AVX2 one)"
+    }
+
     /// "avx512" or "avx2": the fused tile GEMM's registers, for the run's log line; "" when the
     /// fused kernel does not run on this CPU.
     public static var kernelName: String { !isAvailable ? "" : usesAVX512 ? "avx512" : "avx2" }

@@ -13,10 +13,11 @@ struct Moco: ParsableCommand {
             """,
         subcommands: [Train.self, Knn.self, Lincls.self, Embed.self, Init.self, ExportFolder.self, Replay.self, AugStats.self, Temperature.self, Memory.self, Bench.self])
 
-    /// The memory setting checked, OpenBLAS's kernels for this CPU (may execute the program
+    /// The memory and kernel settings checked, OpenBLAS's kernels for this CPU (may execute the program
     /// again), then the command.
     static func main() {
-        if let problem = HugePages.problem(environment: ProcessInfo.processInfo.environment) {
+        let env = ProcessInfo.processInfo.environment
+        if let problem = HugePages.problem(environment: env) ?? WinogradFused.problem(environment: env) {
             FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
             Foundation.exit(2)
         }

@@ -95,6 +95,19 @@ final class WinogradFusedTests: XCTestCase {
         }
     }
 
+    func testSetting() {
+        XCTAssertNil(WinogradFused.problem(environment: [:]))
+        XCTAssertNil(WinogradFused.problem(environment: ["MOCO_AVX512": "1"]))
+        XCTAssertNil(WinogradFused.problem(environment: ["MOCO_AVX512": "0"]))
+        XCTAssertEqual(WinogradFused.problem(environment: ["MOCO_AVX512": "off"]),
+                       "MOCO_AVX512='off' must be 1 (the default: the fused Winograd kernel's AVX-512 tile GEMM where the CPU has it) or 0 (its AVX2 one)")
+        if WinogradFused.isAvailable {
+            XCTAssertEqual(WinogradFused.kernelName, WinogradFused.usesAVX512 ? "avx512" : "avx2")
+        } else {
+            XCTAssertEqual(WinogradFused.kernelName, "")
+        }
+    }
+
     /// `winogradConv` takes the fused path exactly where `WinogradFused.applies` says, and the
     /// rule keeps the wide stages on small maps (U read once per band would dominate) unfused.
     func testWhereItApplies() {
